@@ -1,0 +1,61 @@
+//! plc-chunk: cuts JSON lines into whole chunks.
+use clap::Parser;
+use plcbundle::{chunk, cli};
+use std::io::Write;
+
+/// Emits only whole chunks of --size lines and holds back an incomplete
+/// tail, which it reports on stderr and does not emit.
+///
+/// Reads JSON lines from FILE or stdin; writes JSON lines on stdout, each
+/// chunk flushed as soon as it is complete. Nothing is persisted between
+/// runs: the directory is the durable store of the tail, and the next run
+/// fetches those operations again.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about, after_long_help = AFTER)]
+struct Args {
+    /// Lines per chunk (a V1 bundle holds 10000).
+    #[arg(long, default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    size: u64,
+    /// Do not report the held-back tail.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Input file; `-` is stdin.
+    #[arg(default_value = "-")]
+    file: String,
+}
+
+const AFTER: &str = "\
+EXAMPLES:
+    plc-export --repo DIR | plc-dedup --repo DIR | plc-chunk | plc-seal --repo DIR
+
+    # How many whole bundles a file would make:
+    plc-chunk ops.jsonl | wc -l
+
+EXIT STATUS:
+    0  success (or the reader closed the pipe)
+    2  a line that is not an operation or out of order, or an I/O error";
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    cli::main_with("plc-chunk", || {
+        let input = cli::open_input(&args.file)?;
+        let stats = chunk::chunk(input, cli::stdout(), args.size as usize)?;
+        if stats.held_back > 0 && !args.quiet {
+            let _ = writeln!(
+                std::io::stderr(),
+                "plc-chunk: holding back {} operations (an incomplete chunk of {}); the next run fetches them again",
+                stats.held_back, args.size
+            );
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_valid() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
+}

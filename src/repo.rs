@@ -1,0 +1,201 @@
+//! A repository on disk: loading its index, reading bundles, writing files
+//! crash-safely, and the writer's lock.
+//!
+//! Every file is replaced the same way: write a temporary file in the same
+//! directory, fsync it, rename it over the target, fsync the directory. A
+//! crash at any instant leaves either the old file or the new one, never a
+//! mix; a leftover temporary file is removed by the next writer and
+//! ignored by readers.
+
+use crate::error::{Error, IoContext, Result};
+use crate::index::{bundle_file_name, sha256_hex, Index, INDEX_FILE};
+use crate::line::parse_op;
+use crate::time::Timestamp;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Suffix of temporary files; they always start with `.` as well.
+pub const TMP_SUFFIX: &str = ".tmp";
+/// The lock file a writer holds.
+pub const LOCK_FILE: &str = ".plc-seal.lock";
+
+/// Loads `dir`'s index; `None` when the directory or the index is missing.
+pub fn load_index(dir: &Path) -> Result<Option<Index>> {
+    let path = dir.join(INDEX_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    let idx: Index = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Archive(format!("{}: not a valid index: {e}", path.display())))?;
+    if idx.bundles.len() as u64 != idx.last_bundle
+        || idx
+            .bundles
+            .iter()
+            .enumerate()
+            .any(|(i, b)| b.bundle_number != i as u64 + 1)
+    {
+        return Err(Error::Archive(format!(
+            "{}: bundles are not numbered 1..last_bundle; run plc-verify",
+            path.display()
+        )));
+    }
+    Ok(Some(idx))
+}
+
+/// Decompresses a whole bundle file (any number of zstd frames, skippable
+/// frames ignored).
+pub fn decompress(file: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(file.len() * 6);
+    zstd::stream::read::Decoder::with_buffer(file)?.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Where an archive ends: what a continuing writer must start after.
+#[derive(Clone, Debug)]
+pub struct Tail {
+    /// The last bundle's number.
+    pub bundle: u64,
+    /// The last bundle's end_time, verbatim.
+    pub end_time: String,
+    /// The same as an instant.
+    pub time: Timestamp,
+    /// CIDs of the last bundle's operations at that instant.
+    pub cids: Vec<String>,
+}
+
+/// Reads the last bundle of `idx` and returns where the archive ends, or
+/// `None` for an archive without bundles. The bundle's content hash is
+/// checked, so a damaged tail is never built upon.
+pub fn read_tail(dir: &Path, idx: &Index) -> Result<Option<Tail>> {
+    let Some(last) = idx.bundles.last() else {
+        return Ok(None);
+    };
+    let path = dir.join(bundle_file_name(last.bundle_number));
+    let file = fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
+    let content = decompress(&file).ctx(|| format!("decompressing {}", path.display()))?;
+    if sha256_hex(&content) != last.content_hash {
+        return Err(Error::Archive(format!(
+            "{}: content does not match the index's content_hash; run plc-verify",
+            path.display()
+        )));
+    }
+    let time = Timestamp::parse(&last.end_time).ok_or_else(|| {
+        Error::Archive(format!(
+            "bundle {}: end_time {:?} is not a timestamp",
+            last.bundle_number, last.end_time
+        ))
+    })?;
+    let mut cids = Vec::new();
+    for (i, line) in content.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let op = parse_op(line)
+            .map_err(|r| Error::Archive(format!("{}: operation {}: {r}", path.display(), i + 1)))?;
+        if op.time == time {
+            cids.push(op.cid.into_owned());
+        }
+    }
+    Ok(Some(Tail {
+        bundle: last.bundle_number,
+        end_time: last.end_time.clone(),
+        time,
+        cids,
+    }))
+}
+
+/// Loads the index and tail of `dir` for a tool that continues the
+/// archive, checking its origin against `origin`. A missing directory or
+/// index means "start from the beginning".
+pub fn continue_from(dir: &Path, origin: &str) -> Result<Option<Tail>> {
+    let Some(idx) = load_index(dir)? else {
+        return Ok(None);
+    };
+    if !crate::index::same_origin(&idx.origin, origin) {
+        return Err(Error::Usage(format!(
+            "{} holds operations from {:?}, not {origin:?}; refusing to mix origins",
+            dir.display(),
+            idx.origin
+        )));
+    }
+    read_tail(dir, &idx)
+}
+
+/// The temporary name used while writing `name`.
+pub fn tmp_name(name: &str) -> String {
+    format!(".{name}{TMP_SUFFIX}")
+}
+
+/// Writes `data` to `dir/name` crash-safely: temporary file, fsync,
+/// rename, fsync of the directory.
+pub fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
+    let tmp = dir.join(tmp_name(name));
+    let target = dir.join(name);
+    let result = (|| {
+        let mut f = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+        f.write_all(data)
+            .ctx(|| format!("writing {}", tmp.display()))?;
+        f.sync_all().ctx(|| format!("syncing {}", tmp.display()))?;
+        drop(f);
+        fs::rename(&tmp, &target).ctx(|| format!("renaming into {}", target.display()))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// fsyncs a directory so that renames inside it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("syncing directory {}", dir.display()))
+}
+
+/// Removes temporary files a killed writer left behind. Call only while
+/// holding the lock.
+pub fn remove_stale_tmp(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
+        let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(TMP_SUFFIX) {
+            fs::remove_file(entry.path()).ctx(|| format!("removing {}", entry.path().display()))?;
+            removed.push(entry.path());
+        }
+    }
+    Ok(removed)
+}
+
+/// The exclusive writer's lock on a repository, released on drop (and by
+/// the kernel when the process dies, however it dies).
+pub struct RepoLock {
+    _file: File,
+}
+
+impl RepoLock {
+    /// Takes the lock without waiting; fails at once when another writer
+    /// holds it.
+    pub fn acquire(dir: &Path) -> Result<RepoLock> {
+        let path = dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("opening lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RepoLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(Error::Archive(format!(
+                "{} is locked by another writer (another plc-seal is running); try again when it has finished",
+                dir.display()
+            ))),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+        }
+    }
+}

@@ -1,0 +1,621 @@
+//! Deterministic generator of realistic PLC directory operations, for tests.
+//!
+//! [`generate`] produces the exact bytes of `/export` lines as the PLC
+//! directory serves them, including the awkward cases a byte-preserving
+//! archiver must survive: raw multi-byte UTF-8, `\u00e9`-style escapes,
+//! escaped slashes (`\/`), raw U+2028 characters, `\"` escapes, both key
+//! orders the directory has used, legacy `create` operations, tombstones and
+//! nullified operations.
+//!
+//! Timing is chosen to stress paging: most operations are 1..=2000 ms apart,
+//! but tie groups (operations sharing one millisecond) are frequent, and a
+//! tie group is deliberately placed across every position that is a
+//! multiple of [`SynthOptions::straddle_every`] (by default 1000, the page
+//! size, which includes every bundle boundary at multiples of 10,000).
+//! Inside a tie group operations are ordered by cid, bytewise ascending, as
+//! the directory orders them. The same options always give the same bytes.
+
+use std::collections::HashSet;
+
+/// One generated operation: `line` is the exact JSON bytes the directory
+/// would serve (no newline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SynthOp {
+    /// The exact JSON line as served, without a trailing newline.
+    pub line: Vec<u8>,
+    /// The operation's DID, `did:plc:` followed by 24 base32 characters.
+    pub did: String,
+    /// The operation's CID, `bafyrei` followed by 52 base32 characters.
+    pub cid: String,
+    /// The `createdAt` value, e.g. `2024-05-01T12:34:56.789Z`.
+    pub created_at: String,
+    /// `createdAt` as Unix milliseconds.
+    pub created_ms: i64,
+}
+
+/// Options for [`generate`]; `Default` gives a realistic mix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SynthOptions {
+    /// PRNG seed; the same options always produce identical output.
+    pub seed: u64,
+    /// Unix milliseconds of the first operation (default
+    /// 2023-01-01T00:00:00Z).
+    pub start_ms: i64,
+    /// Place a tie group across every positive multiple of this position
+    /// (operations `p-1` and `p` share a millisecond). Default 1000; 0
+    /// disables.
+    pub straddle_every: usize,
+    /// Extra positions to straddle with a tie group, in addition to
+    /// `straddle_every`. Positions `0` and `>= n` are ignored.
+    pub straddle_at: Vec<usize>,
+    /// Smallest size of a straddling tie group (default 3, at least 2).
+    pub straddle_min: usize,
+    /// Largest size of a straddling tie group (default 30).
+    pub straddle_max: usize,
+    /// Percent chance that a random tie group (2..=40 operations) starts at
+    /// any given operation (default 1).
+    pub tie_percent: u32,
+    /// Largest gap in milliseconds between operations that are not tied
+    /// (default 2000; gaps are 1..=max_gap_ms, with extra weight on 1).
+    pub max_gap_ms: i64,
+    /// Percent chance that an operation belongs to an already-seen DID
+    /// (default 40).
+    pub reuse_percent: u32,
+    /// Percent chance that an operation carries one of the hard-to-preserve
+    /// string encodings (default 15).
+    pub hard_percent: u32,
+    /// Percent chance that an operation is marked `"nullified":true`
+    /// (default 3).
+    pub nullified_percent: u32,
+}
+
+impl Default for SynthOptions {
+    fn default() -> Self {
+        SynthOptions {
+            seed: 0x504c_4342_554e_444c,
+            start_ms: 1_672_531_200_000,
+            straddle_every: 1000,
+            straddle_at: Vec::new(),
+            straddle_min: 3,
+            straddle_max: 30,
+            tie_percent: 1,
+            max_gap_ms: 2000,
+            reuse_percent: 40,
+            hard_percent: 15,
+            nullified_percent: 3,
+        }
+    }
+}
+
+/// splitmix64: small, fast, good enough for test data, fully deterministic.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0); the tiny modulo bias is irrelevant here.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+
+    fn percent(&mut self, p: u32) -> bool {
+        self.below(100) < u64::from(p)
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    fn chars(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n)
+            .map(|_| alphabet[self.below(alphabet.len() as u64) as usize] as char)
+            .collect()
+    }
+}
+
+const BASE32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const WORDS: &[&str] = &[
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+    "oscar", "peggy", "trent", "victor", "walter", "sky", "blue", "river", "stone", "maple",
+    "cedar", "fox", "owl", "wren",
+];
+const PDS_HOSTS: &[&str] = &[
+    "https://bsky.social",
+    "https://morel.us-east.host.bsky.network",
+    "https://amanita.us-east.host.bsky.network",
+    "https://puffball.us-east.host.bsky.network",
+    "https://shimeji.us-east.host.bsky.network",
+    "https://pds.example.com",
+];
+
+/// The string encodings a byte-preserving archiver must not normalise.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hard {
+    None,
+    /// Raw multi-byte UTF-8 (`é`, `日本`) in a handle.
+    RawUtf8,
+    /// `\u00e9` escape in a handle.
+    UnicodeEscape,
+    /// `\/` escaped slashes in the service endpoint and `at:\/\/` URI.
+    EscapedSlash,
+    /// A raw U+2028 LINE SEPARATOR in a handle.
+    LineSeparator,
+    /// A `\"` escape in a handle.
+    EscapedQuote,
+}
+
+struct DidState {
+    did: String,
+    last_cid: String,
+}
+
+/// Appends `s` to `out` as JSON string content (no quotes), escaping only
+/// what JSON requires, leaving non-ASCII characters raw like the directory.
+fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Pushes `"s"` with `s` escaped.
+fn push_str(out: &mut String, s: &str) {
+    out.push('"');
+    push_escaped(out, s);
+    out.push('"');
+}
+
+/// Pushes `"raw"` where `raw` is already valid JSON string content.
+fn push_raw(out: &mut String, raw: &str) {
+    out.push('"');
+    out.push_str(raw);
+    out.push('"');
+}
+
+/// Generates `n` operations. The same `opts` always give identical bytes.
+pub fn generate(n: usize, opts: &SynthOptions) -> Vec<SynthOp> {
+    let mut rng = Rng(opts.seed);
+    let times = gen_times(n, opts, &mut rng);
+    let cids = gen_cids(&times, &mut rng);
+
+    let mut seen_dids: HashSet<String> = HashSet::new();
+    let mut active: Vec<DidState> = Vec::new();
+    let mut out = Vec::with_capacity(n);
+    for (i, (&ms, cid)) in times.iter().zip(cids).enumerate() {
+        let hard = if rng.percent(opts.hard_percent) {
+            match rng.below(5) {
+                0 => Hard::RawUtf8,
+                1 => Hard::UnicodeEscape,
+                2 => Hard::EscapedSlash,
+                3 => Hard::LineSeparator,
+                _ => Hard::EscapedQuote,
+            }
+        } else {
+            Hard::None
+        };
+        let reuse = !active.is_empty() && rng.percent(opts.reuse_percent);
+        let mut operation = String::with_capacity(512);
+        let did;
+        if reuse {
+            let idx = rng.below(active.len() as u64) as usize;
+            let prev = active[idx].last_cid.clone();
+            did = active[idx].did.clone();
+            if rng.percent(5) {
+                tombstone_json(&mut operation, &mut rng, &prev);
+                active.swap_remove(idx);
+            } else {
+                plc_operation_json(&mut operation, &mut rng, hard, Some(&prev), i);
+                active[idx].last_cid = cid.clone();
+            }
+        } else {
+            did = loop {
+                let d = format!("did:plc:{}", rng.chars(BASE32, 24));
+                if seen_dids.insert(d.clone()) {
+                    break d;
+                }
+            };
+            if rng.percent(15) {
+                create_json(&mut operation, &mut rng, hard, i);
+            } else {
+                plc_operation_json(&mut operation, &mut rng, hard, None, i);
+            }
+            active.push(DidState {
+                did: did.clone(),
+                last_cid: cid.clone(),
+            });
+        }
+        let nullified = rng.percent(opts.nullified_percent);
+        let created_at = format_ms(ms);
+        let mut line = String::with_capacity(operation.len() + 200);
+        let newer_shape = rng.percent(50);
+        line.push_str("{\"did\":");
+        push_str(&mut line, &did);
+        if newer_shape {
+            line.push_str(",\"cid\":");
+            push_str(&mut line, &cid);
+            line.push_str(",\"createdAt\":");
+            push_str(&mut line, &created_at);
+            line.push_str(",\"operation\":");
+            line.push_str(&operation);
+            line.push_str(",\"nullified\":");
+            line.push_str(if nullified { "true" } else { "false" });
+        } else {
+            line.push_str(",\"operation\":");
+            line.push_str(&operation);
+            line.push_str(",\"cid\":");
+            push_str(&mut line, &cid);
+            line.push_str(",\"nullified\":");
+            line.push_str(if nullified { "true" } else { "false" });
+            line.push_str(",\"createdAt\":");
+            push_str(&mut line, &created_at);
+        }
+        line.push('}');
+        out.push(SynthOp {
+            line: line.into_bytes(),
+            did,
+            cid,
+            created_at,
+            created_ms: ms,
+        });
+    }
+    out
+}
+
+/// Chooses the non-decreasing createdAt of every operation.
+fn gen_times(n: usize, opts: &SynthOptions, rng: &mut Rng) -> Vec<i64> {
+    // tied[i]: operation i shares its millisecond with operation i - 1.
+    let mut tied = vec![false; n];
+    let mut remaining = 0usize;
+    for t in tied.iter_mut().skip(1) {
+        if remaining > 0 {
+            *t = true;
+            remaining -= 1;
+        } else if rng.percent(opts.tie_percent) {
+            let size = rng.range(2, 40) as usize;
+            *t = true;
+            remaining = size - 2;
+        }
+    }
+    let mut positions: Vec<usize> = opts.straddle_at.clone();
+    if opts.straddle_every > 0 {
+        positions.extend(
+            (1..)
+                .map(|k| k * opts.straddle_every)
+                .take_while(|&p| p < n),
+        );
+    }
+    positions.sort_unstable();
+    positions.dedup();
+    let min = opts.straddle_min.max(2) as u64;
+    let max = (opts.straddle_max as u64).max(min);
+    for p in positions.into_iter().filter(|&p| p > 0 && p < n) {
+        let size = rng.range(min, max) as usize;
+        // `before` operations of the group precede p, at least one.
+        let before = rng.range(1, size as u64 - 1) as usize;
+        let start = p.saturating_sub(before);
+        let end = (start + size).min(n);
+        for t in &mut tied[start + 1..end] {
+            *t = true;
+        }
+    }
+    let mut times = Vec::with_capacity(n);
+    let mut ms = opts.start_ms;
+    for (i, &t) in tied.iter().enumerate() {
+        if i > 0 && !t {
+            ms += if rng.percent(10) {
+                1
+            } else {
+                rng.range(1, opts.max_gap_ms.max(1) as u64) as i64
+            };
+        }
+        times.push(ms);
+    }
+    times
+}
+
+/// Draws unique cids, sorted bytewise ascending inside each tie group.
+fn gen_cids(times: &[i64], rng: &mut Rng) -> Vec<String> {
+    let mut seen: HashSet<String> = HashSet::with_capacity(times.len());
+    let mut cids = Vec::with_capacity(times.len());
+    let mut i = 0;
+    while i < times.len() {
+        let mut j = i + 1;
+        while j < times.len() && times[j] == times[i] {
+            j += 1;
+        }
+        let mut group: Vec<String> = (i..j)
+            .map(|_| loop {
+                let c = format!("bafyrei{}", rng.chars(BASE32, 52));
+                if seen.insert(c.clone()) {
+                    break c;
+                }
+            })
+            .collect();
+        group.sort_unstable();
+        cids.extend(group);
+        i = j;
+    }
+    cids
+}
+
+fn did_key(rng: &mut Rng) -> String {
+    // secp256k1 ("zQ3sh") or P-256 ("zDnae") multibase keys.
+    let prefix = if rng.percent(80) { "zQ3sh" } else { "zDnae" };
+    format!("did:key:{prefix}{}", rng.chars(BASE58, 44))
+}
+
+fn sig(rng: &mut Rng) -> String {
+    rng.chars(BASE64URL, 86)
+}
+
+/// A handle as JSON string content (already escaped), with `hard` applied.
+fn handle_json(rng: &mut Rng, hard: Hard, i: usize) -> String {
+    let word = rng.pick(WORDS);
+    let n = rng.below(10_000);
+    match hard {
+        Hard::RawUtf8 => {
+            if rng.percent(50) {
+                format!("caf\u{e9}-{word}{n}.bsky.social")
+            } else {
+                format!("{word}{n}.\u{65e5}\u{672c}.example")
+            }
+        }
+        Hard::UnicodeEscape => format!("caf\\u00e9-{word}{n}.bsky.social"),
+        Hard::LineSeparator => format!("{word}\u{2028}{n}.bsky.social"),
+        Hard::EscapedQuote => format!("{word}\\\"{n}.bsky.social"),
+        Hard::None | Hard::EscapedSlash => {
+            let mut s = String::new();
+            push_escaped(&mut s, &format!("{word}{n}-{i}.bsky.social"));
+            s
+        }
+    }
+}
+
+/// A PDS endpoint as JSON string content.
+fn endpoint_json(rng: &mut Rng, hard: Hard) -> String {
+    let host = rng.pick(PDS_HOSTS);
+    if hard == Hard::EscapedSlash {
+        host.replace('/', "\\/")
+    } else {
+        host.to_string()
+    }
+}
+
+fn plc_operation_json(out: &mut String, rng: &mut Rng, hard: Hard, prev: Option<&str>, i: usize) {
+    let handle = handle_json(rng, hard, i);
+    let endpoint = endpoint_json(rng, hard);
+    let at = if hard == Hard::EscapedSlash {
+        "at:\\/\\/"
+    } else {
+        "at://"
+    };
+    out.push_str("{\"sig\":");
+    push_str(out, &sig(rng));
+    out.push_str(",\"prev\":");
+    match prev {
+        Some(p) => push_str(out, p),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"type\":\"plc_operation\",\"services\":{\"atproto_pds\":{\"type\":\"AtprotoPersonalDataServer\",\"endpoint\":");
+    push_raw(out, &endpoint);
+    out.push_str("}},\"alsoKnownAs\":[");
+    push_raw(out, &format!("{at}{handle}"));
+    out.push_str("],\"rotationKeys\":[");
+    let keys = rng.range(1, 2);
+    for k in 0..keys {
+        if k > 0 {
+            out.push(',');
+        }
+        push_str(out, &did_key(rng));
+    }
+    out.push_str("],\"verificationMethods\":{\"atproto\":");
+    push_str(out, &did_key(rng));
+    out.push_str("}}");
+}
+
+fn create_json(out: &mut String, rng: &mut Rng, hard: Hard, i: usize) {
+    let handle = handle_json(rng, hard, i);
+    let endpoint = endpoint_json(rng, hard);
+    out.push_str("{\"sig\":");
+    push_str(out, &sig(rng));
+    out.push_str(",\"prev\":null,\"type\":\"create\",\"handle\":");
+    push_raw(out, &handle);
+    out.push_str(",\"service\":");
+    push_raw(out, &endpoint);
+    out.push_str(",\"signingKey\":");
+    push_str(out, &did_key(rng));
+    out.push_str(",\"recoveryKey\":");
+    push_str(out, &did_key(rng));
+    out.push('}');
+}
+
+fn tombstone_json(out: &mut String, rng: &mut Rng, prev: &str) {
+    out.push_str("{\"sig\":");
+    push_str(out, &sig(rng));
+    out.push_str(",\"prev\":");
+    push_str(out, prev);
+    out.push_str(",\"type\":\"plc_tombstone\"}");
+}
+
+/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic
+/// Gregorian (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Formats Unix milliseconds as `2024-05-01T12:34:56.789Z` (UTC, always
+/// three fractional digits).
+pub fn format_ms(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (y, mo, d) = civil_from_days(days);
+    let (h, mi, s, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn format_ms_examples() {
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(1_672_531_200_000), "2023-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(1_714_566_896_789), "2024-05-01T12:34:56.789Z");
+        assert_eq!(format_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(format_ms(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn deterministic() {
+        let opts = SynthOptions::default();
+        let a = generate(3000, &opts);
+        let b = generate(3000, &opts);
+        assert_eq!(a, b);
+        let other = generate(
+            3000,
+            &SynthOptions {
+                seed: 7,
+                ..SynthOptions::default()
+            },
+        );
+        assert_ne!(a, other);
+        assert_eq!(generate(0, &opts), Vec::new());
+        assert_eq!(generate(1, &opts).len(), 1);
+    }
+
+    #[test]
+    fn every_line_is_valid_json_and_consistent() {
+        let ops = generate(12_000, &SynthOptions::default());
+        for op in &ops {
+            let text = std::str::from_utf8(&op.line).expect("utf-8");
+            assert!(!op.line.contains(&b'\n') && !op.line.contains(&b'\r'));
+            let v: serde_json::Value = serde_json::from_str(text).expect(text);
+            assert_eq!(v["did"], op.did.as_str());
+            assert_eq!(v["cid"], op.cid.as_str());
+            assert_eq!(v["createdAt"], op.created_at.as_str());
+            assert_eq!(op.created_at, format_ms(op.created_ms));
+            assert!(v["nullified"].is_boolean());
+            let kind = v["operation"]["type"].as_str().unwrap();
+            assert!(["plc_operation", "create", "plc_tombstone"].contains(&kind));
+            assert!(v["operation"]["sig"].as_str().unwrap().len() == 86);
+            let did = op.did.strip_prefix("did:plc:").unwrap();
+            assert_eq!(did.len(), 24);
+            assert!(did.bytes().all(|b| BASE32.contains(&b)));
+            let cid = op.cid.strip_prefix("bafyrei").unwrap();
+            assert_eq!(cid.len(), 52);
+            assert!(cid.bytes().all(|b| BASE32.contains(&b)));
+        }
+    }
+
+    #[test]
+    fn ordering_ties_and_unique_cids() {
+        let ops = generate(25_000, &SynthOptions::default());
+        let mut cids = HashSet::new();
+        let mut ties = 0;
+        for w in ops.windows(2) {
+            assert!(w[0].created_ms <= w[1].created_ms);
+            if w[0].created_ms == w[1].created_ms {
+                ties += 1;
+                assert!(w[0].cid.as_bytes() < w[1].cid.as_bytes());
+            }
+        }
+        for op in &ops {
+            assert!(cids.insert(op.cid.clone()), "duplicate cid");
+        }
+        assert!(ties > 1000, "too few ties: {ties}");
+        // Some DIDs have several operations, with prev chains.
+        let dids: HashSet<&str> = ops.iter().map(|o| o.did.as_str()).collect();
+        assert!(dids.len() < ops.len() * 3 / 4);
+    }
+
+    #[test]
+    fn straddling_groups_at_page_and_bundle_boundaries() {
+        let ops = generate(30_001, &SynthOptions::default());
+        for p in (1000..ops.len()).step_by(1000) {
+            assert_eq!(
+                ops[p - 1].created_ms,
+                ops[p].created_ms,
+                "no tie across position {p}"
+            );
+        }
+        let custom = generate(
+            100,
+            &SynthOptions {
+                straddle_every: 0,
+                straddle_at: vec![50],
+                tie_percent: 0,
+                ..SynthOptions::default()
+            },
+        );
+        assert_eq!(custom[49].created_ms, custom[50].created_ms);
+        let group = custom
+            .iter()
+            .filter(|o| o.created_ms == custom[50].created_ms)
+            .count();
+        assert!((3..=30).contains(&group), "group size {group}");
+    }
+
+    #[test]
+    fn hard_cases_appear_in_every_page() {
+        let ops = generate(10_000, &SynthOptions::default());
+        let needles: [(&str, &[u8]); 11] = [
+            ("raw utf-8", "\u{e9}".as_bytes()),
+            ("raw CJK", "\u{65e5}\u{672c}".as_bytes()),
+            ("\\u00e9 escape", b"\\u00e9"),
+            ("escaped slash", b"https:\\/\\/"),
+            ("raw U+2028", "\u{2028}".as_bytes()),
+            ("escaped quote", b"\\\""),
+            ("nullified", b"\"nullified\":true"),
+            ("tombstone", b"\"type\":\"plc_tombstone\""),
+            ("legacy create", b"\"type\":\"create\""),
+            ("non-null prev", b"\"prev\":\"bafyrei"),
+            ("null prev", b"\"prev\":null"),
+        ];
+        for page in ops.chunks(1000) {
+            for (name, needle) in needles {
+                let n = page.iter().filter(|o| contains(&o.line, needle)).count();
+                assert!(n > 0, "{name} missing from a page");
+            }
+            // Newer shape ends with `"nullified":<bool>}`, older with the
+            // createdAt string.
+            assert!(page.iter().any(|o| o.line.ends_with(b"e}")));
+            assert!(page.iter().any(|o| o.line.ends_with(b"Z\"}")));
+        }
+    }
+}

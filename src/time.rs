@@ -1,0 +1,331 @@
+//! Timestamps without a date crate.
+//!
+//! The tools need four things from time: parse an operation's `createdAt`
+//! (RFC 3339) into something ordered, format a millisecond instant the way
+//! the directory writes it (for the `after` parameter), read an HTTP `Date`
+//! or `Retry-After` header, and stamp the index with the current UTC time.
+//! That is a few dozen lines of civil-calendar arithmetic, so it lives here
+//! instead of pulling in a date library.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// An instant, in nanoseconds since the Unix epoch (UTC).
+///
+/// Ordering compares instants, so `12:00:00.1Z` and `12:00:00.100Z` are
+/// equal even though their text differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+const NANOS_PER_MS: i64 = 1_000_000;
+const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+impl Timestamp {
+    /// The instant `ms` milliseconds after the epoch.
+    pub fn from_millis(ms: i64) -> Timestamp {
+        Timestamp(ms * NANOS_PER_MS)
+    }
+
+    /// Nanoseconds since the epoch.
+    pub fn nanos(self) -> i64 {
+        self.0
+    }
+
+    /// Whole milliseconds since the epoch (rounded towards minus infinity).
+    pub fn millis(self) -> i64 {
+        self.0.div_euclid(NANOS_PER_MS)
+    }
+
+    /// The current wall-clock time.
+    pub fn now() -> Timestamp {
+        system_time(SystemTime::now())
+    }
+
+    /// This instant moved by `d` into the past.
+    pub fn minus(self, d: Duration) -> Timestamp {
+        Timestamp(
+            self.0
+                .saturating_sub(d.as_nanos().min(i64::MAX as u128) as i64),
+        )
+    }
+
+    /// Parses an RFC 3339 timestamp: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
+    ///
+    /// The separator may be `T` or `t`, the zone `Z` or `z`; at most nine
+    /// fractional digits are accepted. Returns `None` for anything else.
+    pub fn parse(s: &str) -> Option<Timestamp> {
+        let b = s.as_bytes();
+        if b.len() < 20 {
+            return None;
+        }
+        let year = digits(&b[0..4])?;
+        let month = digits(&b[5..7])?;
+        let day = digits(&b[8..10])?;
+        let hour = digits(&b[11..13])?;
+        let minute = digits(&b[14..16])?;
+        let second = digits(&b[17..19])?;
+        if b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
+            return None;
+        }
+        if !(1..=12).contains(&month)
+            || day < 1
+            || day > days_in_month(year, month)
+            || hour > 23
+            || minute > 59
+            || second > 60
+        {
+            return None;
+        }
+        let mut i = 19;
+        let mut nanos: i64 = 0;
+        if b[i] == b'.' {
+            i += 1;
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            let n = i - start;
+            if n == 0 || n > 9 {
+                return None;
+            }
+            nanos = digits(&b[start..i])? * 10i64.pow(9 - n as u32);
+        }
+        let offset_secs = match &b[i..] {
+            [b'Z' | b'z'] => 0,
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+                let h = digits(&[*h1, *h2])?;
+                let m = digits(&[*m1, *m2])?;
+                if h > 23 || m > 59 {
+                    return None;
+                }
+                let off = h * 3600 + m * 60;
+                if *sign == b'+' {
+                    off
+                } else {
+                    -off
+                }
+            }
+            _ => return None,
+        };
+        let days = days_from_civil(year, month, day);
+        let secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_secs;
+        secs.checked_mul(NANOS_PER_SEC)?
+            .checked_add(nanos)
+            .map(Timestamp)
+    }
+
+    /// Formats as `YYYY-MM-DDTHH:MM:SS.mmmZ`, the directory's own shape
+    /// (sub-millisecond digits are dropped).
+    pub fn format_millis(self) -> String {
+        let ms = self.millis();
+        let (date, secs_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+        let (y, m, d) = civil_from_days(date);
+        let (h, mi, s, frac) = (
+            secs_of_day / 3_600_000,
+            secs_of_day / 60_000 % 60,
+            secs_of_day / 1000 % 60,
+            secs_of_day % 1000,
+        );
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:03}Z")
+    }
+
+    /// Formats as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` with trailing zeros of the
+    /// fraction removed (whole seconds print without a fraction); used for
+    /// the index's `updated_at` and `created_at`.
+    pub fn format_rfc3339(self) -> String {
+        let secs = self.0.div_euclid(NANOS_PER_SEC);
+        let nanos = self.0.rem_euclid(NANOS_PER_SEC);
+        let (y, m, d) = civil_from_days(secs.div_euclid(86400));
+        let sod = secs.rem_euclid(86400);
+        let mut out = format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            sod / 3600,
+            sod / 60 % 60,
+            sod % 60
+        );
+        if nanos != 0 {
+            let frac = format!("{nanos:09}");
+            out.push('.');
+            out.push_str(frac.trim_end_matches('0'));
+        }
+        out.push('Z');
+        out
+    }
+
+    /// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, the IMF-fixdate
+    /// form every current server sends). Returns `None` for other forms.
+    pub fn parse_http_date(s: &str) -> Option<Timestamp> {
+        let parts: Vec<&str> = s.split_ascii_whitespace().collect();
+        let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+            return None;
+        };
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
+        let iso = format!("{year:0>4}-{month:02}-{day:0>2}T{time}Z");
+        Timestamp::parse(&iso)
+    }
+}
+
+/// Converts a `SystemTime` to a [`Timestamp`].
+pub fn system_time(t: SystemTime) -> Timestamp {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => Timestamp(d.as_nanos() as i64),
+        Err(e) => Timestamp(-(e.duration().as_nanos() as i64)),
+    }
+}
+
+/// Parses a duration such as `60s`, `5m`, `1h`, `250ms`, `2d` or a bare
+/// number of seconds (`90`, `1.5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (try 60s, 5m, 1h)"))?;
+    let factor = match unit {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?} (use ms, s, m, h or d)"
+            ))
+        }
+    };
+    let secs = value * factor;
+    if !secs.is_finite() || secs < 0.0 || secs > 1e12 {
+        return Err(format!("duration {s:?} out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    let mut v: i64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as i64;
+    }
+    Some(v)
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// well-known algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_directory_timestamps_and_round_trips() {
+        let t = Timestamp::parse("2024-05-01T12:34:56.789Z").unwrap();
+        assert_eq!(t.millis(), 1_714_566_896_789);
+        assert_eq!(t.format_millis(), "2024-05-01T12:34:56.789Z");
+        assert_eq!(
+            Timestamp::parse("2024-05-01T12:34:56.78Z")
+                .unwrap()
+                .millis(),
+            1_714_566_896_780
+        );
+        assert_eq!(
+            Timestamp::parse("2024-05-01T14:34:56.789+02:00").unwrap(),
+            t
+        );
+        assert_eq!(
+            Timestamp::from_millis(0).format_millis(),
+            "1970-01-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn rejects_non_timestamps() {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-05-01",
+            "2024-05-01 12:34:56Z",
+            "2024-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-05-01T24:00:00Z",
+            "2024-05-01T12:34:56.Z",
+            "2024-05-01T12:34:56.789",
+            "2024-05-01T12:34:56.789Zjunk",
+            "2024-05-01T12:34:56.1234567890Z",
+            "+024-05-01T12:34:56Z",
+        ] {
+            assert_eq!(Timestamp::parse(bad), None, "{bad:?}");
+        }
+        assert!(Timestamp::parse("2024-02-29T00:00:00Z").is_some());
+    }
+
+    #[test]
+    fn http_dates_and_durations() {
+        let t = Timestamp::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t, Timestamp::parse("1994-11-06T08:49:37Z").unwrap());
+        assert_eq!(
+            Timestamp::parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"),
+            None
+        );
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn rfc3339_output_trims_fraction() {
+        let t = Timestamp::parse("2026-11-24T10:00:00.120Z").unwrap();
+        assert_eq!(t.format_rfc3339(), "2026-11-24T10:00:00.12Z");
+        let t = Timestamp::parse("2026-11-24T10:00:00Z").unwrap();
+        assert_eq!(t.format_rfc3339(), "2026-11-24T10:00:00Z");
+    }
+}

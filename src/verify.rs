@@ -1,0 +1,550 @@
+//! `plc-verify`: recomputes everything an index claims and reports every
+//! disagreement, naming the bundle and the field.
+//!
+//! Bundles are independent for every check but the chain and the order
+//! across bundles, so worker threads check files in parallel and a final
+//! fold over their small summaries checks the chain from genesis, the
+//! order at each boundary, and the index's totals. The verifier never
+//! stops at the first problem.
+//!
+//! It accepts what the other V1 implementations write: multi-frame files
+//! with a skippable metadata frame (and a `compressed_size` that counts
+//! only the data frames), a missing `parent` on bundle 1, and start/end
+//! times with trailing zeros trimmed from the fraction.
+
+use crate::error::{Error, IoContext, Result};
+use crate::index::{bundle_file_name, chain_hash, parse_bundle_file_name, sha256_hex, INDEX_FILE};
+use crate::line::{parse_op, Seen, Sequencer};
+use crate::repo::{decompress, TMP_SUFFIX};
+use crate::time::Timestamp;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// What to verify.
+pub struct VerifyConfig {
+    /// The repository.
+    pub repo: PathBuf,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+/// The outcome; problems and warnings were already written out.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Problems found (each makes the archive fail).
+    pub problems: usize,
+    /// Warnings (an interrupted seal, leftover temporary files).
+    pub warnings: usize,
+    /// Bundles in the index.
+    pub bundles: u64,
+    /// Operations counted in the files.
+    pub operations: u64,
+    /// The chain hash of the last bundle, as recomputed.
+    pub head: Option<String>,
+}
+
+/// Writes problem and warning lines to `out`.
+struct Reporter<'a> {
+    out: &'a mut dyn Write,
+    problems: usize,
+    warnings: usize,
+}
+
+impl Reporter<'_> {
+    fn problem(&mut self, what: &str, msg: impl std::fmt::Display) -> Result<()> {
+        self.problems += 1;
+        writeln!(self.out, "{what}: {msg}").ctx(|| "writing report")
+    }
+    fn warning(&mut self, msg: impl std::fmt::Display) -> Result<()> {
+        self.warnings += 1;
+        writeln!(self.out, "warning: {msg}").ctx(|| "writing report")
+    }
+}
+
+/// Summary of one bundle file, computed by a worker.
+#[derive(Default)]
+struct FileCheck {
+    problems: Vec<String>,
+    content_hash: Option<String>,
+    operations: u64,
+    first: Option<(Timestamp, String)>,
+    first_cids: Vec<String>,
+    last: Option<(Timestamp, String)>,
+    last_cids: Vec<String>,
+}
+
+/// The fields of one index entry a file is checked against.
+struct Claimed {
+    number: u64,
+    compressed_hash: Option<String>,
+    compressed_size: Option<u64>,
+    content_hash: Option<String>,
+    uncompressed_size: Option<u64>,
+    operation_count: Option<u64>,
+    did_count: Option<u64>,
+    start_time: Option<String>,
+    end_time: Option<String>,
+}
+
+/// Verifies `cfg.repo`, writing one line per problem or warning to `out`.
+/// Returns `Err` only when the repository cannot be read at all.
+pub fn verify(cfg: &VerifyConfig, out: &mut dyn Write) -> Result<VerifyReport> {
+    let dir = &cfg.repo;
+    let meta = std::fs::metadata(dir).ctx(|| format!("reading {}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(Error::Usage(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    let index_path = dir.join(INDEX_FILE);
+    let bytes = std::fs::read(&index_path).ctx(|| format!("reading {}", index_path.display()))?;
+    let mut rep = Reporter {
+        out,
+        problems: 0,
+        warnings: 0,
+    };
+    let mut report = VerifyReport::default();
+    let index: Value = match serde_json::from_slice(&bytes) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            rep.problem("index", "not a JSON object")?;
+            return Ok(finish(rep, report));
+        }
+        Err(e) => {
+            rep.problem("index", format_args!("not valid JSON: {e}"))?;
+            return Ok(finish(rep, report));
+        }
+    };
+
+    match index.get("version").and_then(Value::as_str) {
+        Some("1.0") => {}
+        other => rep.problem(
+            "index: version",
+            format_args!("expected \"1.0\", found {other:?}"),
+        )?,
+    }
+    match index.get("origin").and_then(Value::as_str) {
+        Some(o) if !o.is_empty() => {}
+        _ => rep.problem("index: origin", "missing (every V1 index names its origin)")?,
+    }
+    let empty = Vec::new();
+    let entries = match index.get("bundles") {
+        Some(Value::Array(a)) => a,
+        _ => {
+            rep.problem("index: bundles", "missing or not an array")?;
+            &empty
+        }
+    };
+    report.bundles = entries.len() as u64;
+
+    // Claims per entry; numbering is checked here, files by the workers.
+    let mut claims = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        let expected = i as u64 + 1;
+        let label = format!("bundle {expected:06}");
+        let number = e.get("bundle_number").and_then(Value::as_u64);
+        if number != Some(expected) {
+            rep.problem(
+                &format!("{label}: bundle_number"),
+                format_args!(
+                    "expected {expected} (no gaps, in order), found {}",
+                    show(e.get("bundle_number"))
+                ),
+            )?;
+        }
+        claims.push(Claimed {
+            number: expected,
+            compressed_hash: str_field(e, "compressed_hash"),
+            compressed_size: e.get("compressed_size").and_then(Value::as_u64),
+            content_hash: str_field(e, "content_hash"),
+            uncompressed_size: e.get("uncompressed_size").and_then(Value::as_u64),
+            operation_count: e.get("operation_count").and_then(Value::as_u64),
+            did_count: e.get("did_count").and_then(Value::as_u64),
+            start_time: str_field(e, "start_time"),
+            end_time: str_field(e, "end_time"),
+        });
+    }
+
+    let checks = check_files(dir, &claims, cfg.threads);
+
+    // The fold: per-bundle findings, chain from genesis, order across
+    // bundles, parent and cursor links.
+    let mut expected_chain: Option<String> = None;
+    let mut prev_entry: Option<&Value> = None;
+    let mut prev_check: Option<&FileCheck> = None;
+    for ((e, claim), check) in entries.iter().zip(&claims).zip(&checks) {
+        let label = format!("bundle {:06}", claim.number);
+        for p in &check.problems {
+            rep.problem(&label, p)?;
+        }
+        report.operations += check.operations;
+        let stored_hash = str_field(e, "hash");
+        // Recompute the chain from the content actually in the file.
+        if let Some(content_hash) = &check.content_hash {
+            let recomputed = chain_hash(expected_chain.as_deref(), content_hash);
+            match &stored_hash {
+                Some(h) if *h == recomputed => expected_chain = Some(recomputed),
+                other => {
+                    rep.problem(
+                        &format!("{label}: hash"),
+                        format_args!(
+                            "chain broken: index says {}, recomputed from genesis {recomputed}",
+                            other.as_deref().unwrap_or("nothing")
+                        ),
+                    )?;
+                    // Re-anchor on the index so that one break is reported
+                    // once, not again for every later bundle.
+                    expected_chain = other.clone().or(Some(recomputed));
+                }
+            }
+        } else {
+            // The file could not be read; carry on from the index's claim.
+            expected_chain = stored_hash.clone();
+        }
+        // parent and cursor
+        let (want_parent, want_cursor) = match prev_entry {
+            None => (String::new(), String::new()),
+            Some(p) => (
+                str_field(p, "hash").unwrap_or_default(),
+                str_field(p, "end_time").unwrap_or_default(),
+            ),
+        };
+        let parent = e.get("parent").and_then(Value::as_str);
+        let parent_ok = match parent {
+            Some(p) => p == want_parent,
+            None => prev_entry.is_none(), // Go omits it on bundle 1
+        };
+        if !parent_ok {
+            rep.problem(
+                &format!("{label}: parent"),
+                format_args!(
+                    "expected {want_parent:?} (the previous bundle's hash), found {}",
+                    show(e.get("parent"))
+                ),
+            )?;
+        }
+        let cursor = e.get("cursor").and_then(Value::as_str);
+        let cursor_ok = match cursor {
+            Some(c) => c == want_cursor || same_instant(c, &want_cursor),
+            None => prev_entry.is_none(),
+        };
+        if !cursor_ok {
+            rep.problem(
+                &format!("{label}: cursor"),
+                format_args!(
+                    "expected {want_cursor:?} (the previous bundle's end_time), found {}",
+                    show(e.get("cursor"))
+                ),
+            )?;
+        }
+        // Order and repeats across the boundary with the previous bundle.
+        if let (Some(prev), Some((t, text))) = (prev_check, &check.first) {
+            if let Some((pt, ptext)) = &prev.last {
+                if t < pt {
+                    rep.problem(
+                        &format!("{label}: start_time"),
+                        format_args!("operations go backwards across bundles: first createdAt {text} is before the previous bundle's last {ptext}"),
+                    )?;
+                } else if t == pt {
+                    let prev_cids: HashSet<&String> = prev.last_cids.iter().collect();
+                    if let Some(c) = check.first_cids.iter().find(|c| prev_cids.contains(c)) {
+                        rep.problem(
+                            &label,
+                            format_args!("operation {c} at {text} is also in the previous bundle"),
+                        )?;
+                    }
+                }
+            }
+        }
+        prev_entry = Some(e);
+        prev_check = Some(check);
+    }
+    report.head = expected_chain;
+
+    // Index totals.
+    let n = entries.len() as u64;
+    if index.get("last_bundle").and_then(Value::as_u64) != Some(n) {
+        rep.problem(
+            "index: last_bundle",
+            format_args!(
+                "expected {n} (the number of bundles), found {}",
+                show(index.get("last_bundle"))
+            ),
+        )?;
+    }
+    let sum_c: u64 = claims.iter().filter_map(|c| c.compressed_size).sum();
+    if index.get("total_size_bytes").and_then(Value::as_u64) != Some(sum_c) {
+        rep.problem(
+            "index: total_size_bytes",
+            format_args!(
+                "expected {sum_c} (the sum of compressed_size), found {}",
+                show(index.get("total_size_bytes"))
+            ),
+        )?;
+    }
+    let sum_u: u64 = claims.iter().filter_map(|c| c.uncompressed_size).sum();
+    match index.get("total_uncompressed_size_bytes") {
+        None => {} // the Python reference does not write it
+        Some(v) if v.as_u64() == Some(sum_u) => {}
+        Some(v) => rep.problem(
+            "index: total_uncompressed_size_bytes",
+            format_args!("expected {sum_u} (the sum of uncompressed_size), found {v}"),
+        )?,
+    }
+
+    check_directory(dir, n, &mut rep)?;
+    Ok(finish(rep, report))
+}
+
+fn finish(rep: Reporter<'_>, mut report: VerifyReport) -> VerifyReport {
+    report.problems = rep.problems;
+    report.warnings = rep.warnings;
+    report
+}
+
+/// Files the index does not name: `last_bundle + 1` is an interrupted
+/// seal (a warning); any other bundle file is a problem.
+fn check_directory(dir: &Path, last: u64, rep: &mut Reporter<'_>) -> Result<()> {
+    let mut names: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
+        let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    for name in names {
+        if let Some(n) = parse_bundle_file_name(&name) {
+            if n == last + 1 {
+                rep.warning(format_args!(
+                    "{name} is not in the index: an interrupted seal; the next plc-seal run replaces it"
+                ))?;
+            } else if n > last || n == 0 {
+                rep.problem(
+                    &format!("bundle {n:06}"),
+                    format_args!("{name} is not in the index (last_bundle is {last})"),
+                )?;
+            }
+        } else if name.starts_with('.') && name.ends_with(TMP_SUFFIX) {
+            rep.warning(format_args!(
+                "{name} is a temporary file left by an interrupted writer; the next plc-seal run removes it"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_files(dir: &Path, claims: &[Claimed], threads: usize) -> Vec<FileCheck> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(claims.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<FileCheck>>> = claims.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(claim) = claims.get(i) else { break };
+                let check = check_file(dir, claim);
+                *results[i].lock().expect("no poisoned results") = Some(check);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .expect("no poisoned results")
+                .expect("every bundle checked")
+        })
+        .collect()
+}
+
+fn check_file(dir: &Path, c: &Claimed) -> FileCheck {
+    let mut fc = FileCheck::default();
+    let name = bundle_file_name(c.number);
+    let path = dir.join(&name);
+    let file = match std::fs::read(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fc.problems.push(format!("file: {name} is missing"));
+            return fc;
+        }
+        Err(e) => {
+            fc.problems.push(format!("file: cannot read {name}: {e}"));
+            return fc;
+        }
+    };
+    let whole_hash = sha256_hex(&file);
+    let data = data_frames(&file);
+    match &c.compressed_hash {
+        None => fc.problems.push("compressed_hash: missing".into()),
+        Some(h) if *h == whole_hash => {}
+        Some(h) if data.as_ref().is_some_and(|d| sha256_hex(d) == *h) => {}
+        Some(h) => fc.problems.push(format!(
+            "compressed_hash: index says {h}, file has {whole_hash}"
+        )),
+    }
+    let data_len = data.as_ref().map(|d| d.len() as u64);
+    match c.compressed_size {
+        None => fc.problems.push("compressed_size: missing".into()),
+        Some(s) if s == file.len() as u64 || Some(s) == data_len => {}
+        Some(s) => fc.problems.push(format!(
+            "compressed_size: index says {s}, file is {} bytes",
+            file.len()
+        )),
+    }
+    let content = match decompress(&file) {
+        Ok(c) => c,
+        Err(e) => {
+            fc.problems
+                .push(format!("file: {name} does not decompress: {e}"));
+            return fc;
+        }
+    };
+    let content_hash = sha256_hex(&content);
+    match &c.content_hash {
+        Some(h) if *h == content_hash => {}
+        other => fc.problems.push(format!(
+            "content_hash: index says {}, content has {content_hash}",
+            other.as_deref().unwrap_or("nothing")
+        )),
+    }
+    fc.content_hash = Some(content_hash);
+    if c.uncompressed_size != Some(content.len() as u64) {
+        fc.problems.push(format!(
+            "uncompressed_size: index says {}, content is {} bytes",
+            opt(c.uncompressed_size),
+            content.len()
+        ));
+    }
+    check_operations(&content, c, &mut fc);
+    fc
+}
+
+fn check_operations(content: &[u8], c: &Claimed, fc: &mut FileCheck) {
+    if !content.is_empty() && content.last() != Some(&b'\n') {
+        fc.problems
+            .push("content: the last operation is not followed by a newline".into());
+    }
+    let body = content.strip_suffix(b"\n").unwrap_or(content);
+    let mut seq = Sequencer::default();
+    let mut dids: HashSet<std::borrow::Cow<'_, str>> = HashSet::new();
+    let mut ops = 0u64;
+    let mut bad_lines = 0;
+    if !body.is_empty() {
+        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            ops += 1;
+            let op = match parse_op(line) {
+                Ok(op) => op,
+                Err(r) => {
+                    bad_lines += 1;
+                    if bad_lines <= 3 {
+                        fc.problems.push(format!("operation {}: {r}", i + 1));
+                    }
+                    continue;
+                }
+            };
+            match seq.observe(&op) {
+                Ok(Seen::New) => {}
+                Ok(Seen::Duplicate) => fc.problems.push(format!(
+                    "operation {}: {} at {} appears twice",
+                    i + 1,
+                    op.cid,
+                    op.created_at
+                )),
+                Err(r) => fc.problems.push(format!("operation {}: {r}", i + 1)),
+            }
+            dids.insert(op.did.clone());
+            if fc.first.is_none() {
+                fc.first = Some((op.time, op.created_at.to_string()));
+            }
+            if fc.first.as_ref().is_some_and(|(t, _)| *t == op.time) {
+                fc.first_cids.push(op.cid.to_string());
+            }
+            if fc.last.as_ref().is_none_or(|(t, _)| *t != op.time) {
+                fc.last_cids.clear();
+            }
+            fc.last_cids.push(op.cid.to_string());
+            fc.last = Some((op.time, op.created_at.to_string()));
+        }
+    }
+    if bad_lines > 3 {
+        fc.problems
+            .push(format!("{} more malformed operations", bad_lines - 3));
+    }
+    fc.operations = ops;
+    if c.operation_count != Some(ops) {
+        fc.problems.push(format!(
+            "operation_count: index says {}, file holds {ops}",
+            opt(c.operation_count)
+        ));
+    }
+    if c.did_count != Some(dids.len() as u64) {
+        fc.problems.push(format!(
+            "did_count: index says {}, file holds {}",
+            opt(c.did_count),
+            dids.len()
+        ));
+    }
+    for (field, claimed, actual) in [
+        ("start_time", &c.start_time, &fc.first),
+        ("end_time", &c.end_time, &fc.last),
+    ] {
+        let ok = match (claimed, actual) {
+            (Some(cl), Some((_, text))) => cl == text || same_instant(cl, text),
+            _ => false,
+        };
+        if !ok {
+            fc.problems.push(format!(
+                "{field}: index says {}, file has {}",
+                claimed.as_deref().unwrap_or("nothing"),
+                actual.as_ref().map_or("no operations", |(_, t)| t.as_str())
+            ));
+        }
+    }
+}
+
+/// The file's zstd data frames without skippable frames, when it has any
+/// skippable frame (`None` otherwise or when the framing is unreadable).
+fn data_frames(file: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    let mut skipped = false;
+    while off < file.len() {
+        let rest = &file[off..];
+        if rest.len() >= 8
+            && (u32::from_le_bytes(rest[..4].try_into().ok()?) & 0xFFFF_FFF0) == 0x184D_2A50
+        {
+            let len = u32::from_le_bytes(rest[4..8].try_into().ok()?) as usize;
+            off += 8 + len;
+            skipped = true;
+            continue;
+        }
+        let n = zstd::zstd_safe::find_frame_compressed_size(rest).ok()?;
+        out.extend_from_slice(&rest[..n]);
+        off += n;
+    }
+    skipped.then_some(out)
+}
+
+fn same_instant(a: &str, b: &str) -> bool {
+    matches!((Timestamp::parse(a), Timestamp::parse(b)), (Some(x), Some(y)) if x == y)
+}
+
+fn str_field(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn show(v: Option<&Value>) -> String {
+    v.map_or_else(|| "nothing".to_string(), Value::to_string)
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "nothing".to_string(), |n| n.to_string())
+}
