@@ -156,13 +156,15 @@ fn read_chunks(
         };
         match seq.observe(&op) {
             Ok(Seen::New) => {}
-            Ok(Seen::Duplicate) => return Err(Error::input(
-                n,
-                format!(
+            Ok(Seen::Duplicate) => {
+                return Err(Error::input(
+                    n,
+                    format!(
                     "operation {} at {} was already sealed or appears twice (run plc-dedup first)",
                     op.cid, op.created_at
                 ),
-            )),
+                ))
+            }
             Err(reason) => return Err(Error::input(n, reason)),
         }
         if ops == 0 {

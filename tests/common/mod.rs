@@ -7,3 +7,4 @@
 )]
 
 pub mod fake_directory;
+pub mod run;
