@@ -124,6 +124,38 @@ pub fn continue_from(dir: &Path, origin: &str) -> Result<Option<Tail>> {
     read_tail(dir, &idx)
 }
 
+/// Creates the repository `dir` holding `index`, atomically: it is built
+/// under a temporary name beside `dir` and renamed into place, so `dir`
+/// either does not exist or is a valid (empty) archive. When another
+/// writer created `dir` first, theirs is kept.
+pub fn create_repo(dir: &Path, index: &Index) -> Result<()> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).ctx(|| format!("creating {}", parent.display()))?;
+    let name = dir
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("{} is not a directory name", dir.display())))?;
+    let tmp = parent.join(format!(
+        ".{}.init-{}{TMP_SUFFIX}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+    let made = write_atomic(&tmp, INDEX_FILE, &index.to_bytes()).and_then(|()| {
+        match fs::rename(&tmp, dir) {
+            Ok(()) => sync_dir(&parent),
+            // Someone else made it in the meantime: use theirs.
+            Err(_) if dir.is_dir() => Ok(()),
+            Err(e) => Err(Error::io(format!("creating {}", dir.display()), e)),
+        }
+    });
+    let _ = fs::remove_dir_all(&tmp);
+    made
+}
+
 /// The temporary name used while writing `name`.
 pub fn tmp_name(name: &str) -> String {
     format!(".{name}{TMP_SUFFIX}")
@@ -149,6 +181,14 @@ pub fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
     result
 }
 
+/// True for the temporary files this crate writes inside a repository:
+/// `.NNNNNN.jsonl.zst.tmp` and `.plc_bundles.json.tmp`.
+pub fn is_our_tmp(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TMP_SUFFIX))
+        .is_some_and(|n| n == INDEX_FILE || crate::index::parse_bundle_file_name(n).is_some())
+}
+
 /// fsyncs a directory so that renames inside it are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -164,7 +204,7 @@ pub fn remove_stale_tmp(dir: &Path) -> Result<Vec<PathBuf>> {
         let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(TMP_SUFFIX) {
+        if is_our_tmp(&name) {
             fs::remove_file(entry.path()).ctx(|| format!("removing {}", entry.path().display()))?;
             removed.push(entry.path());
         }

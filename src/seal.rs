@@ -69,7 +69,13 @@ pub fn seal(
     log: &mut (dyn Write + Send),
 ) -> Result<SealReport> {
     let dir = &cfg.repo;
-    std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
+    let new_origin = cfg
+        .origin
+        .as_deref()
+        .unwrap_or(crate::index::DEFAULT_ORIGIN);
+    if !dir.exists() {
+        repo::create_repo(dir, &Index::new(new_origin))?;
+    }
     let _lock = RepoLock::acquire(dir)?;
     repo::remove_stale_tmp(dir)?;
     let index = match repo::load_index(dir)? {
@@ -91,11 +97,14 @@ pub fn seal(
             }
             idx
         }
-        None => Index::new(
-            cfg.origin
-                .as_deref()
-                .unwrap_or(crate::index::DEFAULT_ORIGIN),
-        ),
+        None => {
+            // An existing directory without an index (made by hand): give
+            // it an empty index first, so that it is a valid archive from
+            // now on whatever happens next.
+            let idx = Index::new(new_origin);
+            repo::write_atomic(dir, crate::index::INDEX_FILE, &idx.to_bytes())?;
+            idx
+        }
     };
     check_no_stray_bundles(dir, index.last_bundle)?;
     let tail = repo::read_tail(dir, &index)?;

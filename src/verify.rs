@@ -15,7 +15,7 @@
 use crate::error::{Error, IoContext, Result};
 use crate::index::{bundle_file_name, chain_hash, parse_bundle_file_name, sha256_hex, INDEX_FILE};
 use crate::line::{parse_op, Seen, Sequencer};
-use crate::repo::{decompress, TMP_SUFFIX};
+use crate::repo::decompress;
 use crate::time::Timestamp;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -328,7 +328,7 @@ fn check_directory(dir: &Path, last: u64, rep: &mut Reporter<'_>) -> Result<()> 
                     format_args!("{name} is not in the index (last_bundle is {last})"),
                 )?;
             }
-        } else if name.starts_with('.') && name.ends_with(TMP_SUFFIX) {
+        } else if crate::repo::is_our_tmp(&name) {
             rep.warning(format_args!(
                 "{name} is a temporary file left by an interrupted writer; the next plc-seal run removes it"
             ))?;

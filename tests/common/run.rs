@@ -84,6 +84,21 @@ fn collect(mut child: Child) -> Output {
 /// `a | b | c` in a shell. Returns one [`Output`] per stage; only the last
 /// stage has stdout.
 pub fn pipeline(stages: &[(&str, Vec<String>)]) -> Vec<Output> {
+    wait_all(spawn_pipeline(stages))
+}
+
+/// Waits for every stage of a spawned pipeline, draining all outputs.
+pub fn wait_all(children: Vec<Child>) -> Vec<Output> {
+    // Drain every stderr concurrently so no stage blocks on a full pipe.
+    let handles: Vec<_> = children
+        .into_iter()
+        .map(|c| std::thread::spawn(move || collect(c)))
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// Starts `stages` chained by pipes and returns the running children.
+pub fn spawn_pipeline(stages: &[(&str, Vec<String>)]) -> Vec<Child> {
     let mut children: Vec<Child> = Vec::new();
     let mut prev: Option<std::process::ChildStdout> = None;
     for (i, (name, args)) in stages.iter().enumerate() {
@@ -103,12 +118,7 @@ pub fn pipeline(stages: &[(&str, Vec<String>)]) -> Vec<Output> {
         }
         children.push(child);
     }
-    // Drain every stderr concurrently so no stage blocks on a full pipe.
-    let handles: Vec<_> = children
-        .into_iter()
-        .map(|c| std::thread::spawn(move || collect(c)))
-        .collect();
-    handles.into_iter().map(|h| h.join().unwrap()).collect()
+    children
 }
 
 /// Builds a stage for [`pipeline`] from string slices.

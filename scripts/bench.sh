@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Benchmark of the local work, against public floor tools on the same bytes.
+#
+#   scripts/bench.sh [BUNDLES] [RUNS]        (defaults: 20 bundles, 5 runs)
+#
+# Generates a deterministic input of BUNDLES*10000 synthetic operations
+# (cargo run --example synth), then measures each tool RUNS times and prints
+# a markdown table of the median wall time, CPU time (user+sys) and peak RSS
+# next to the floors measured in the same run:
+#   - sealing floor:      zstd -3 -T1 -c  +  openssl dgst -sha256, one after the other
+#   - verification floor: zstd -dc of all bundle files + sha256 of the
+#                         uncompressed and of the compressed bytes
+# and the ratios the targets are stated in. Memory is measured per filter
+# at BUNDLES and 2*BUNDLES. Absolute times drift on shared machines; the
+# ratios, measured side by side, are what to compare.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bundles=${1:-20}
+runs=${2:-5}
+ops=$((bundles * 10000))
+
+cargo build --quiet --release --locked --bins --examples
+B=$PWD/target/release
+W=$(mktemp -d "${TMPDIR:-/tmp}/plc-bench.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+
+"$B/examples/synth" "$ops" 42 >"$W/ops.jsonl"
+"$B/examples/synth" $((ops * 2)) 42 >"$W/ops2.jsonl"
+
+# measure NAME CMD...: runs CMD $runs times under GNU time, records
+# "wall cpu rss_kb" medians in $W/NAME.res
+measure() {
+    local name=$1
+    shift
+    : >"$W/$name.all"
+    for _ in $(seq "$runs"); do
+        [ -n "${PREP:-}" ] && eval "$PREP"
+        /usr/bin/time -f "%e %U %S %M" -o "$W/t" "$@" >/dev/null 2>"$W/err" || {
+            echo "bench: $name failed:" >&2
+            cat "$W/err" >&2
+            exit 2
+        }
+        awk '{printf "%s %.3f %s\n", $1, $2 + $3, $4}' "$W/t" >>"$W/$name.all"
+    done
+    python3 - "$W/$name.all" >"$W/$name.res" <<'PY'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
+print(" ".join(str(statistics.median(c)) for c in zip(*rows)))
+PY
+}
+col() { cut -d' ' -f"$2" "$W/$1.res"; }
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+
+# Floors.
+measure zstd3 zstd -3 -T1 -q -c "$W/ops.jsonl"
+measure sha openssl dgst -sha256 "$W/ops.jsonl"
+measure sealfloor bash -c "zstd -3 -T1 -q -c '$W/ops.jsonl' >/dev/null && openssl dgst -sha256 '$W/ops.jsonl'"
+
+# Sealing.
+PREP="rm -rf '$W/R'" measure seal bash -c "'$B/plc-dedup' '$W/ops.jsonl' | '$B/plc-chunk' -q | '$B/plc-seal' -q --repo '$W/R'"
+zstd -dc -q "$W"/R/*.jsonl.zst >"$W/sealed.jsonl"
+measure verifyfloor bash -c "zstd -dc -q '$W'/R/*.jsonl.zst >/dev/null && openssl dgst -sha256 '$W/sealed.jsonl' && cat '$W'/R/*.jsonl.zst | openssl dgst -sha256"
+measure verify "$B/plc-verify" "$W/R"
+
+# Memory of each filter alone, at two sizes.
+for f in 1 2; do
+    in=$W/ops.jsonl
+    [ $f = 2 ] && in=$W/ops2.jsonl
+    measure "dedup$f" "$B/plc-dedup" "$in"
+    measure "chunk$f" "$B/plc-chunk" -q "$in"
+    PREP="rm -rf '$W/M'" measure "sealonly$f" "$B/plc-seal" -q --repo "$W/M" "$in"
+    measure "verify$f" "$B/plc-verify" "$W/M"
+done
+
+archive_bytes=$(cat "$W"/R/*.jsonl.zst | wc -c)
+zstd_bytes=$(zstd -3 -T1 -q -c "$W/sealed.jsonl" | wc -c)
+
+echo
+echo "Input: $bundles bundles ($ops operations, $(wc -c <"$W/ops.jsonl") bytes), median of $runs runs, $(nproc) cores."
+echo
+echo "| measurement | wall s | cpu s | peak RSS MB | ratio | target |"
+echo "|---|---|---|---|---|---|"
+row() { # name label ratio target
+    printf '| %s | %s | %s | %.1f | %s | %s |\n' "$2" "$(col "$1" 1)" "$(col "$1" 2)" "$(echo "$(col "$1" 3) / 1024" | bc -l)" "$3" "$4"
+}
+row zstd3 "floor: zstd -3 -T1 -c" "" ""
+row sha "floor: openssl dgst -sha256" "" ""
+row sealfloor "sealing floor (zstd -3 then sha256)" "1.00" ""
+row seal "plc-dedup \| plc-chunk \| plc-seal" "$(ratio "$(col seal 1)" "$(col sealfloor 1)")" "≤ 0.8"
+row verifyfloor "verification floor (zstd -dc, sha256 x2)" "1.00" ""
+row verify "plc-verify (all checks)" "$(ratio "$(col verify 1)" "$(col verifyfloor 1)")" "≤ 0.5"
+for f in 1 2; do
+    n=$((bundles * f))
+    row "dedup$f" "plc-dedup alone, $n bundles" "" "≤ 64 MB"
+    row "chunk$f" "plc-chunk alone, $n bundles" "" "≤ 64 MB"
+    row "sealonly$f" "plc-seal alone, $n bundles" "" "≤ 64 MB"
+    row "verify$f" "plc-verify, $n bundles" "" "≤ 64 MB"
+done
+echo "| archive size / zstd -3 of the same content | $archive_bytes / $zstd_bytes bytes | | | $(ratio "$archive_bytes" "$zstd_bytes") | ≤ 1.0 |"
