@@ -21,7 +21,7 @@ struct Args {
     repo: PathBuf,
     /// The directory the operations came from; recorded in a new index,
     /// checked against an existing one [default for a new index:
-    /// https://plc.directory].
+    /// `https://plc.directory`].
     #[arg(long, value_name = "URL")]
     origin: Option<String>,
     /// Do not print a line per sealed bundle.

@@ -41,7 +41,8 @@ fn main() -> std::process::ExitCode {
             repo: args.dir.clone(),
             threads: args.threads,
         };
-        let mut out = cli::stdout();
+        // A closed pipe must not hide the verdict: see cli::UntilClosed.
+        let mut out = cli::UntilClosed::new(cli::stdout());
         let report = verify(&cfg, &mut out)?;
         if report.problems == 0 {
             writeln!(

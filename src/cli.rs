@@ -37,3 +37,51 @@ pub fn open_input(path: &str) -> Result<Box<dyn BufRead>, Error> {
 pub fn stdout() -> io::BufWriter<io::StdoutLock<'static>> {
     io::BufWriter::with_capacity(1 << 16, io::stdout().lock())
 }
+
+/// A writer that discards everything once its reader has closed the pipe.
+///
+/// For a tool whose verdict is its exit status (`plc-verify`): a closed
+/// pipe must neither stop the work nor, through the quiet exit 0 of
+/// [`main_with`], turn problems into success. Other errors pass through.
+pub struct UntilClosed<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> UntilClosed<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        UntilClosed {
+            inner,
+            closed: false,
+        }
+    }
+
+    fn absorb(&mut self, r: io::Result<()>) -> io::Result<()> {
+        match r {
+            Err(e) if crate::error::is_broken_pipe(&e) => {
+                self.closed = true;
+                Ok(())
+            }
+            r => r,
+        }
+    }
+}
+
+impl<W: Write> Write for UntilClosed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !self.closed {
+            let r = self.inner.write_all(buf);
+            self.absorb(r)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let r = self.inner.flush();
+        self.absorb(r)
+    }
+}

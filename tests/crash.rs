@@ -113,15 +113,14 @@ fn sigkill_at_random_moments_never_leaves_an_archive_that_fails_verification() {
                 "a bundle without an index after kill {kills}"
             );
         }
-        let idx_bundles = Path::new(&repo)
-            .join("plc_bundles.json")
-            .exists()
-            .then(|| {
-                read_index(Path::new(&repo))["last_bundle"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .unwrap_or(0);
+        let index = Path::new(&repo).join("plc_bundles.json");
+        let idx_bundles = if index.exists() {
+            read_index(Path::new(&repo))["last_bundle"]
+                .as_u64()
+                .unwrap()
+        } else {
+            0
+        };
         if idx_bundles == want.len() as u64 {
             // Complete: it must be exactly the uninterrupted archive; then
             // start over so later kills hit interesting moments again.
