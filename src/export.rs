@@ -157,7 +157,7 @@ pub fn export(
         let was_inclusive = cur.inclusive;
         let (lines, cutoff, body_len) =
             fetch_page(dir, cfg, after.as_deref(), &mut pacer, &mut stats)?;
-        let request = || dir.describe(after.as_deref(), cfg.count);
+        let request = dir.describe(after.as_deref(), cfg.count);
         let mut new = 0u64;
         let mut held_back = false;
         let mut prev_in_page: Option<Timestamp> = None;
@@ -167,7 +167,7 @@ pub fn export(
             if prev_in_page.is_some_and(|p| op.time < p) {
                 return Err(Error::Protocol(format!(
                     "{}: line {}: createdAt goes backwards inside a page ({}); is `after` being read as a sequence number?",
-                    request(),
+                    request,
                     line_no + 1,
                     op.created_at
                 )));
@@ -209,17 +209,25 @@ pub fn export(
             stats.reached = Some(text.clone());
         }
         let switched = cur.inclusive && !was_inclusive;
-        if new == 0 && !held_back && lines.len() >= cfg.count && !switched {
+        if new == 0 && !held_back && !switched && !lines.is_empty() {
+            // Every operation of the page was already written: either we
+            // are caught up, or one millisecond holds more operations than
+            // a page returns. A full page settles it; a short one might be
+            // a server capping `count` lower than asked, so ask what lies
+            // strictly after the boundary.
             let at = cur
                 .last
                 .as_ref()
                 .map_or("the start".to_string(), |(_, t)| t.clone());
-            return Err(Error::Protocol(format!(
-                "{}: a full page of {} operations added nothing new: more than {} operations share the millisecond {at}; retry with a larger --count",
-                request(),
-                lines.len(),
-                cfg.count
-            )));
+            let stuck = lines.len() >= cfg.count
+                || beyond_boundary(dir, cfg, &cur, &mut pacer, &mut stats)?;
+            if stuck {
+                return Err(Error::Protocol(format!(
+                    "{}: a page of {} operations added nothing new: more operations share the millisecond {at} than one page returns; retry with a larger --count",
+                    request,
+                    lines.len(),
+                )));
+            }
         }
         let caught_up = held_back || (new == 0 && !switched);
         if caught_up {
@@ -237,6 +245,37 @@ pub fn export(
             std::thread::sleep(interval);
         }
     }
+}
+
+/// True when the directory holds operations strictly after the boundary.
+fn beyond_boundary(
+    dir: &mut dyn Directory,
+    cfg: &ExportConfig,
+    cur: &Cursor,
+    pacer: &mut Pacer,
+    stats: &mut ExportStats,
+) -> Result<bool> {
+    let Some(t) = cur.last.as_ref().map(|(t, _)| *t).or(cur.floor) else {
+        return Ok(false);
+    };
+    // `after` = the boundary itself; a server that turns out to include
+    // `after` (it answers with the boundary's operations again) is asked
+    // once more, one millisecond later.
+    for step in [0, 1] {
+        let probe = Timestamp::from_millis(t.millis() + step).format_millis();
+        let (lines, _, _) = fetch_page(dir, cfg, Some(&probe), pacer, stats)?;
+        let times: Vec<Timestamp> = lines
+            .iter()
+            .filter_map(|l| parse_op(l).ok().map(|op| op.time))
+            .collect();
+        if times.iter().any(|&x| x > t) {
+            return Ok(true);
+        }
+        if !times.contains(&t) {
+            break;
+        }
+    }
+    Ok(false)
 }
 
 /// Requests one page with retries; returns its lines (checked to be
@@ -557,6 +596,25 @@ mod tests {
         let err = export(&mut d, &cfg(4), &mut Vec::new(), &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("share the millisecond"), "{err}");
         assert!(d.calls < 5);
+    }
+
+    #[test]
+    fn a_server_capping_pages_below_count_cannot_hide_a_large_tie_group() {
+        // The server returns at most 4 per page although 10 are asked for:
+        // short pages that add nothing must not pass for "caught up" while
+        // operations after the group exist.
+        let mut ops: Vec<(i64, String)> = (0..9).map(|i| (5, format!("c{i}"))).collect();
+        ops.push((6, "d".into()));
+        for inclusive in [false, true] {
+            let mut d = Mem {
+                ops: ops.clone(),
+                inclusive,
+                cap: 4,
+                calls: 0,
+            };
+            let err = export(&mut d, &cfg(10), &mut Vec::new(), &mut Vec::new()).unwrap_err();
+            assert!(err.to_string().contains("share the millisecond"), "{err}");
+        }
     }
 
     #[test]
