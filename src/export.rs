@@ -15,7 +15,7 @@
 //! tested without a server; [`HttpDirectory`] is the real client.
 
 use crate::error::{Error, IoContext, Result};
-use crate::line::{excerpt, parse_op};
+use crate::line::{excerpt, parse_op, MAX_LINE};
 use crate::repo::Tail;
 use crate::time::Timestamp;
 use std::collections::HashSet;
@@ -353,7 +353,12 @@ fn split_page(body: &[u8]) -> std::result::Result<Vec<Vec<u8>>, BadLine> {
     let pieces: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
     let n = pieces.len();
     for (i, line) in pieces.iter().enumerate() {
-        if let Err(reason) = parse_op(line) {
+        let checked = if line.len() > MAX_LINE {
+            Err(format!("line longer than {MAX_LINE} bytes"))
+        } else {
+            parse_op(line).map(|_| ())
+        };
+        if let Err(reason) = checked {
             return Err((i + 1, line.to_vec(), reason, i + 1 == n));
         }
     }

@@ -321,3 +321,112 @@ fn chunk_is_quiet_when_its_reader_goes_away() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+#[test]
+fn faults_on_the_wire_give_the_same_archive_as_a_clean_run() {
+    let ops = generate(
+        53_000,
+        &SynthOptions {
+            seed: 25,
+            ..Default::default()
+        },
+    );
+    let lines: Vec<Vec<u8>> = ops.iter().map(|o| o.line.clone()).collect();
+    let want = expected_bundles(&lines);
+    assert!(want.len() >= 5);
+    let tmp = TempDir::new("wire");
+
+    // Without faults.
+    let clean = FakeDirectory::start(ops_from(&ops), FakeOptions::default());
+    let clean_repo = tmp.join("clean");
+    let outs = pipeline(&stages(&clean.url(), &clean_repo));
+    assert!(outs.iter().all(|o| o.code == Some(0)), "{outs:?}");
+
+    // 500 on every 7th request, 429 + Retry-After: 1 on every 5th, every
+    // 11th body cut off mid-line; the same directory otherwise.
+    let faulty = FakeDirectory::start(
+        ops_from(&ops),
+        FakeOptions {
+            fail_every: Some(7),
+            too_many_every: Some(5),
+            retry_after_secs: 1,
+            truncate_every: Some(11),
+            ..Default::default()
+        },
+    );
+    let faulty_repo = tmp.join("faulty");
+    let outs = pipeline(&stages(&faulty.url(), &faulty_repo));
+    assert!(outs.iter().all(|o| o.code == Some(0)), "{outs:?}");
+    assert!(
+        faulty.requests() > clean.requests(),
+        "faults were injected and retried"
+    );
+
+    for repo in [&clean_repo, &faulty_repo] {
+        assert_archive(Path::new(repo), &want);
+        verify_ok(repo, repo);
+    }
+    // Every content_hash and hash equal between the two archives (the
+    // origins differ, as the two directories have different URLs).
+    let chain = |repo: &str| -> Vec<(String, String)> {
+        read_index(Path::new(repo))["bundles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["content_hash"].as_str().unwrap().to_string(),
+                    b["hash"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(chain(&clean_repo), chain(&faulty_repo));
+}
+
+#[test]
+fn a_directory_that_stays_down_exits_3_with_every_whole_bundle_sealed() {
+    let ops = generate(
+        45_000,
+        &SynthOptions {
+            seed: 26,
+            ..Default::default()
+        },
+    );
+    let lines: Vec<Vec<u8>> = ops.iter().map(|o| o.line.clone()).collect();
+    let want = expected_bundles(&lines);
+    // 25 pages of 1000 are served, then 503 for good.
+    let dir = FakeDirectory::start(
+        ops_from(&ops),
+        FakeOptions {
+            down_after: Some(25),
+            ..Default::default()
+        },
+    );
+    let tmp = TempDir::new("down");
+    let repo = tmp.join("repo");
+    let mut st = stages(&dir.url(), &repo);
+    st[0].1.extend(["--retries".to_string(), "3".to_string()]);
+    let outs = pipeline(&st);
+    assert_eq!(outs[0].code, Some(3), "plc-export: {}", outs[0].stderr);
+    assert!(outs[0].stderr.contains("giving up"), "{}", outs[0].stderr);
+    for o in &outs[1..] {
+        assert_eq!(o.code, Some(0), "{}", o.stderr);
+    }
+    // 25,000 operations reached the pipeline: two whole bundles.
+    assert_archive(Path::new(&repo), &want[..2]);
+    verify_ok(&repo, "after the directory went down");
+    let names: Vec<String> = std::fs::read_dir(&repo)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    assert!(!names.iter().any(|n| n == "000003.jsonl.zst"), "{names:?}");
+
+    // Back up: the next run completes the same archive.
+    dir.set_options(FakeOptions::default());
+    let outs = pipeline(&stages(&dir.url(), &repo));
+    assert!(outs.iter().all(|o| o.code == Some(0)), "{outs:?}");
+    assert_archive(Path::new(&repo), &want);
+    verify_ok(&repo, "after the directory came back");
+}

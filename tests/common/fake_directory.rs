@@ -83,6 +83,9 @@ pub struct FakeOptions {
     pub truncate_every: Option<u64>,
     /// Every request gets 503.
     pub down: bool,
+    /// Requests after this many get 503 (the directory goes down and
+    /// stays down).
+    pub down_after: Option<u64>,
     /// If set, the `Date` header carries this time (Unix millis) instead of
     /// the real clock.
     pub date_ms: Option<i64>,
@@ -101,6 +104,7 @@ impl Default for FakeOptions {
             retry_after_secs: 1,
             truncate_every: None,
             down: false,
+            down_after: None,
             date_ms: None,
             chunked: true,
         }
@@ -324,7 +328,7 @@ fn hits(every: Option<u64>, n: u64) -> bool {
 /// Decides the reply to `/export` request number `n` (1-based).
 fn export(st: &State, n: u64, query: &str) -> Reply {
     let opts = &st.opts;
-    if opts.down {
+    if opts.down || opts.down_after.is_some_and(|k| n > k) {
         return error(503, "Service Unavailable");
     }
     if hits(opts.fail_every, n) {
