@@ -16,6 +16,7 @@ pub mod index;
 pub mod line;
 pub mod repo;
 pub mod seal;
+pub mod serve;
 pub mod synth;
 pub mod time;
 pub mod verify;

@@ -1,0 +1,396 @@
+//! `plc-serve`: a read-only HTTP mirror of a repository, so that one
+//! archive can feed another through the same pipeline.
+//!
+//! `/export` answers exactly like the official directory's timestamp mode
+//! (operations strictly after `after`, in archive order, at most 1000, lines
+//! joined by `\n` without a trailing one), served from the sealed bundles:
+//! the start is found by a binary search over the index's end times and
+//! then over the bundle's lines, never by scanning the archive. The index is
+//! re-read whenever the file changes, so bundles sealed while the server
+//! runs become visible at once. Paths are matched exactly and files are
+//! only ever opened by bundle number, so no request can reach a file
+//! outside the repository.
+
+use crate::error::{Error, IoContext, Result};
+use crate::index::{bundle_file_name, Index, INDEX_FILE};
+use crate::line::parse_op;
+use crate::repo::decompress;
+use crate::time::Timestamp;
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tiny_http::{Header, Request, Response, StatusCode};
+
+/// The most operations one `/export` response holds (the directory's cap).
+pub const MAX_COUNT: usize = 1000;
+/// Decompressed bundles kept in memory for `/export`.
+const CACHED_BUNDLES: usize = 4;
+
+/// What `plc-serve` is asked to do.
+pub struct ServeConfig {
+    /// The repository to serve.
+    pub repo: PathBuf,
+    /// Address to listen on.
+    pub listen: String,
+    /// Worker threads answering requests.
+    pub threads: usize,
+}
+
+/// A bound server; [`MirrorServer::run`] answers requests until the process ends.
+pub struct MirrorServer {
+    http: Arc<tiny_http::Server>,
+    state: Arc<State>,
+    threads: usize,
+}
+
+struct State {
+    repo: PathBuf,
+    index: Mutex<Option<(Stamp, Arc<Loaded>)>>,
+    cache: Mutex<Vec<(u64, String, Arc<Bundle>)>>,
+}
+
+/// Identifies one version of the index file (it is replaced by rename, so
+/// a new version has a new inode).
+#[derive(PartialEq, Eq, Clone, Copy)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+struct Loaded {
+    raw: Vec<u8>,
+    /// (bundle number, content_hash, end time) per bundle, in order.
+    bundles: Vec<(u64, String, Timestamp)>,
+}
+
+struct Bundle {
+    content: Vec<u8>,
+    /// (start, end) byte ranges of each line and its createdAt.
+    lines: Vec<(usize, usize, Timestamp)>,
+}
+
+impl MirrorServer {
+    /// Checks the repository and binds the listening socket.
+    pub fn bind(cfg: &ServeConfig) -> Result<MirrorServer> {
+        let state = Arc::new(State {
+            repo: cfg.repo.clone(),
+            index: Mutex::new(None),
+            cache: Mutex::new(Vec::new()),
+        });
+        state.index()?;
+        let http = tiny_http::Server::http(&cfg.listen)
+            .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", cfg.listen)))?;
+        Ok(MirrorServer {
+            http: Arc::new(http),
+            state,
+            threads: cfg.threads.max(1),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.http.server_addr().to_ip()
+    }
+
+    /// Answers requests on `threads` workers; returns when the server is
+    /// unblocked or its socket fails.
+    pub fn run(&self) {
+        std::thread::scope(|s| {
+            for _ in 0..self.threads {
+                s.spawn(|| {
+                    while let Ok(rq) = self.http.recv() {
+                        // A client that went away mid-response only ends
+                        // its own request.
+                        let _ = self.state.answer(rq);
+                    }
+                });
+            }
+        });
+    }
+
+    /// Makes [`MirrorServer::run`] return.
+    pub fn stop(&self) {
+        for _ in 0..self.threads {
+            self.http.unblock();
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
+}
+
+fn json_error(status: u16, message: &str) -> Response<std::io::Cursor<Vec<u8>>> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    Response::from_data(body)
+        .with_status_code(StatusCode(status))
+        .with_header(header("Content-Type", "application/json"))
+}
+
+impl State {
+    /// The current index, re-read when the file changed.
+    fn index(&self) -> Result<Arc<Loaded>> {
+        let path = self.repo.join(INDEX_FILE);
+        let meta = std::fs::metadata(&path).ctx(|| format!("reading {}", path.display()))?;
+        let stamp = Stamp {
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        };
+        let mut slot = self.index.lock().expect("index lock");
+        if let Some((s, loaded)) = slot.as_ref() {
+            if *s == stamp {
+                return Ok(loaded.clone());
+            }
+        }
+        let raw = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
+        let idx: Index = serde_json::from_slice(&raw)
+            .map_err(|e| Error::Archive(format!("{}: not a valid index: {e}", path.display())))?;
+        let mut bundles = Vec::with_capacity(idx.bundles.len());
+        for b in &idx.bundles {
+            let end = Timestamp::parse(&b.end_time).ok_or_else(|| {
+                Error::Archive(format!(
+                    "bundle {}: end_time is not a timestamp",
+                    b.bundle_number
+                ))
+            })?;
+            bundles.push((b.bundle_number, b.content_hash.clone(), end));
+        }
+        let loaded = Arc::new(Loaded { raw, bundles });
+        *slot = Some((stamp, loaded.clone()));
+        Ok(loaded)
+    }
+
+    fn bundle(&self, number: u64, content_hash: &str) -> Result<Arc<Bundle>> {
+        {
+            let cache = self.cache.lock().expect("cache lock");
+            if let Some((_, _, b)) = cache
+                .iter()
+                .find(|(n, h, _)| *n == number && h == content_hash)
+            {
+                return Ok(b.clone());
+            }
+        }
+        let path = self.repo.join(bundle_file_name(number));
+        let file = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
+        let content = decompress(&file).ctx(|| format!("decompressing {}", path.display()))?;
+        let mut lines = Vec::with_capacity(10_000);
+        let mut start = 0;
+        while start < content.len() {
+            let end = content[start..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(content.len(), |i| start + i);
+            let op = parse_op(&content[start..end]).map_err(|r| {
+                Error::Archive(format!("{}: line {}: {r}", path.display(), lines.len() + 1))
+            })?;
+            lines.push((start, end, op.time));
+            start = end + 1;
+        }
+        let bundle = Arc::new(Bundle { content, lines });
+        let mut cache = self.cache.lock().expect("cache lock");
+        cache.retain(|(n, _, _)| *n != number);
+        if cache.len() >= CACHED_BUNDLES {
+            cache.remove(0);
+        }
+        cache.push((number, content_hash.to_string(), bundle.clone()));
+        Ok(bundle)
+    }
+
+    fn answer(&self, rq: Request) -> std::io::Result<()> {
+        let url = rq.url().to_string();
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        if *rq.method() != tiny_http::Method::Get {
+            return rq.respond(json_error(405, "only GET is served"));
+        }
+        let index = match self.index() {
+            Ok(i) => i,
+            Err(e) => return rq.respond(json_error(500, &e.to_string())),
+        };
+        match path {
+            "/export" => match self.export(&index, query) {
+                Ok(body) => rq.respond(
+                    Response::from_data(body)
+                        .with_header(header("Content-Type", "application/jsonlines")),
+                ),
+                Err((status, msg)) => rq.respond(json_error(status, &msg)),
+            },
+            "/plc_bundles.json" | "/index.json" => rq.respond(
+                Response::from_data(index.raw.clone())
+                    .with_header(header("Content-Type", "application/json")),
+            ),
+            _ => {
+                let number =
+                    bundle_number(path).filter(|n| (1..=index.bundles.len() as u64).contains(n));
+                let Some(n) = number else {
+                    return rq.respond(json_error(404, "not found"));
+                };
+                let file = match std::fs::File::open(self.repo.join(bundle_file_name(n))) {
+                    Ok(f) => f,
+                    Err(e) => return rq.respond(json_error(500, &format!("bundle {n}: {e}"))),
+                };
+                if path.starts_with("/jsonl/") {
+                    let decoder = match zstd::stream::read::Decoder::new(file) {
+                        Ok(d) => d,
+                        Err(e) => return rq.respond(json_error(500, &format!("bundle {n}: {e}"))),
+                    };
+                    let headers = vec![header("Content-Type", "application/jsonlines")];
+                    rq.respond(Response::new(StatusCode(200), headers, decoder, None, None))
+                } else {
+                    let len = file.metadata().map(|m| m.len() as usize).ok();
+                    let headers = vec![header("Content-Type", "application/zstd")];
+                    rq.respond(Response::new(StatusCode(200), headers, file, len, None))
+                }
+            }
+        }
+    }
+
+    /// The body of `/export?query`, or an HTTP status and message.
+    fn export(&self, index: &Loaded, query: &str) -> std::result::Result<Vec<u8>, (u16, String)> {
+        let mut count = MAX_COUNT;
+        let mut after: Option<Timestamp> = None;
+        for (k, v) in parse_query(query) {
+            match k.as_str() {
+                "count" => {
+                    count = match v.parse::<i64>() {
+                        Ok(n) if n > 0 => (n as usize).min(MAX_COUNT),
+                        _ => {
+                            return Err((
+                                400,
+                                format!("invalid count {v:?}: a positive integer is expected"),
+                            ))
+                        }
+                    }
+                }
+                "after" if v.is_empty() => after = None,
+                "after" if v.bytes().all(|b| b.is_ascii_digit()) => {
+                    return Err((
+                        400,
+                        "sequence numbers are not served: `after` must be a timestamp".into(),
+                    ))
+                }
+                "after" => match Timestamp::parse(&v) {
+                    Some(t) => after = Some(t),
+                    None => {
+                        return Err((
+                            400,
+                            format!("invalid after {v:?}: an RFC 3339 timestamp is expected"),
+                        ))
+                    }
+                },
+                _ => {}
+            }
+        }
+        let first = match after {
+            None => 0,
+            Some(a) => index.bundles.partition_point(|(_, _, end)| *end <= a),
+        };
+        let mut out = Vec::new();
+        let mut served = 0;
+        for (number, hash, _) in &index.bundles[first..] {
+            if served == count {
+                break;
+            }
+            let b = self
+                .bundle(*number, hash)
+                .map_err(|e| (500, e.to_string()))?;
+            let start = match after {
+                None => 0,
+                Some(a) => b.lines.partition_point(|(_, _, t)| *t <= a),
+            };
+            for &(s, e, _) in &b.lines[start..] {
+                if served == count {
+                    break;
+                }
+                if served > 0 {
+                    out.push(b'\n');
+                }
+                out.extend_from_slice(&b.content[s..e]);
+                served += 1;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The bundle number in `/data/N`, `/jsonl/N` or `/NNNNNN.jsonl.zst`.
+fn bundle_number(path: &str) -> Option<u64> {
+    let digits = path
+        .strip_prefix("/data/")
+        .or_else(|| path.strip_prefix("/jsonl/"))
+        .or_else(|| {
+            path.strip_prefix('/')
+                .and_then(|p| p.strip_suffix(".jsonl.zst"))
+                .filter(|d| d.len() >= 6)
+        })?;
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Splits and percent-decodes a query string (`+` is a space).
+fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_bundles_only_by_number() {
+        assert_eq!(bundle_number("/data/7"), Some(7));
+        assert_eq!(bundle_number("/jsonl/12"), Some(12));
+        assert_eq!(bundle_number("/000007.jsonl.zst"), Some(7));
+        assert_eq!(bundle_number("/7.jsonl.zst"), None);
+        assert_eq!(bundle_number("/data/../plc_bundles.json"), None);
+        assert_eq!(bundle_number("/data/"), None);
+        assert_eq!(bundle_number("/data/-1"), None);
+        assert_eq!(bundle_number("/jsonl/1/2"), None);
+    }
+
+    #[test]
+    fn query_strings_are_percent_decoded() {
+        assert_eq!(
+            parse_query("count=5&after=2024-05-01T12%3A34%3A56.788Z"),
+            vec![
+                ("count".to_string(), "5".to_string()),
+                ("after".to_string(), "2024-05-01T12:34:56.788Z".to_string())
+            ]
+        );
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("a+b%20c"), "a b c");
+    }
+}
