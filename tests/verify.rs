@@ -3,20 +3,12 @@
 //! out the way the Go and Python implementations write them pass.
 mod common;
 
+use common::other_impls::{go_time, joined, write_go_archive};
 use common::run::*;
 use plcbundle::synth::{generate, SynthOp, SynthOptions};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-
-fn joined(ops: &[SynthOp]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for o in ops {
-        out.extend_from_slice(&o.line);
-        out.push(b'\n');
-    }
-    out
-}
 
 fn lines(ops: &[SynthOp]) -> Vec<Vec<u8>> {
     ops.iter().map(|o| o.line.clone()).collect()
@@ -325,16 +317,6 @@ fn a_missing_directory_or_index_cannot_be_verified() {
     assert!(out.stderr.contains("--bogus"), "{}", out.stderr);
 }
 
-/// `createdAt` the way Go's RFC3339Nano prints it: trailing zeros of the
-/// fraction trimmed, no fraction at all when it is zero.
-fn go_time(t: &str) -> String {
-    let (head, frac) = t.strip_suffix('Z').unwrap().split_once('.').unwrap();
-    match frac.trim_end_matches('0') {
-        "" => format!("{head}Z"),
-        f => format!("{head}.{f}Z"),
-    }
-}
-
 /// Writes an index naming `entries`, its totals summed from them.
 fn write_index(dir: &Path, entries: Vec<Value>, with_uncompressed_total: bool) {
     let total: u64 = entries
@@ -375,54 +357,9 @@ fn an_archive_written_the_go_way_passes() {
         },
     );
     assert_eq!(go_time(&ops[0].created_at), "2023-01-01T00:00:00.12Z");
-    let want = expected_bundles(&lines(&ops));
     let tmp = TempDir::new("verify-go");
     let dir = tmp.path();
-    let mut entries: Vec<Value> = Vec::new();
-    for (i, chunk) in ops.chunks(10_000).enumerate() {
-        let n = i as u64 + 1;
-        // A skippable frame of metadata, then 100 frames of 100 ops.
-        let meta = json!({
-            "format": "plcbundle-v1",
-            "bundle_number": n,
-            "created_at": "2026-11-24T10:00:00.5Z",
-            "host": "3f2a9c",
-        })
-        .to_string();
-        let mut file = Vec::new();
-        file.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
-        file.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-        file.extend_from_slice(meta.as_bytes());
-        let data_start = file.len();
-        for frame in chunk.chunks(100) {
-            file.extend(zstd::bulk::compress(&joined(frame), 1).unwrap());
-        }
-        let data_len = file.len() - data_start;
-        std::fs::write(dir.join(bundle(n)), &file).unwrap();
-        let content = joined(chunk);
-        assert!(content == want[i].content);
-        let dids: std::collections::HashSet<&str> = chunk.iter().map(|o| o.did.as_str()).collect();
-        let mut e = json!({
-            "bundle_number": n,
-            "start_time": go_time(&chunk[0].created_at),
-            "end_time": go_time(&chunk[9_999].created_at),
-            "operation_count": 10_000,
-            "did_count": dids.len(),
-            "hash": want[i].hash,
-            "content_hash": want[i].content_hash,
-            "compressed_hash": sha256_hex(&file),
-            "compressed_size": data_len,
-            "uncompressed_size": content.len(),
-            "cursor": entries.last().map_or(json!(""), |p| p["end_time"].clone()),
-            "created_at": "2026-11-24T10:00:00.5Z",
-        });
-        // Go leaves `parent` out of bundle 1.
-        if i > 0 {
-            e["parent"] = json!(want[i - 1].hash);
-        }
-        entries.push(e);
-    }
-    write_index(dir, entries, true);
+    let want = write_go_archive(dir, &ops);
     let out = verify(dir);
     assert_eq!(out.code, Some(0), "{}{}", out.out(), out.stderr);
     assert!(out.out().contains(&want[1].hash), "{}", out.out());

@@ -7,4 +7,5 @@
 )]
 
 pub mod fake_directory;
+pub mod other_impls;
 pub mod run;

@@ -17,6 +17,7 @@ pub fn bin(name: &str) -> &'static str {
         "plc-chunk" => env!("CARGO_BIN_EXE_plc-chunk"),
         "plc-seal" => env!("CARGO_BIN_EXE_plc-seal"),
         "plc-verify" => env!("CARGO_BIN_EXE_plc-verify"),
+        "plc-serve" => env!("CARGO_BIN_EXE_plc-serve"),
         other => panic!("unknown binary {other}"),
     }
 }
