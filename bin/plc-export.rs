@@ -1,7 +1,8 @@
 //! plc-export: pages the PLC directory's /export into JSON lines.
 use clap::Parser;
 use plcbundle::export::{export, ExportConfig, HttpDirectory, Start};
-use plcbundle::{cli, index, repo, time};
+use plcbundle::{cli, index, progress, repo, time};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -49,6 +50,11 @@ struct Args {
     /// First retry delay; doubles on each further retry, up to 60s.
     #[arg(long, default_value = "1s", value_parser = time::parse_duration)]
     backoff: Duration,
+    /// No progress or notes on stderr (errors are always printed). On a
+    /// terminal a live status line is shown; otherwise a plain line every
+    /// 30 s and a summary at the end.
+    #[arg(short, long)]
+    quiet: bool,
     /// Per-request timeout.
     #[arg(long, default_value = "120s", value_parser = time::parse_duration)]
     timeout: Duration,
@@ -97,7 +103,10 @@ fn main() -> std::process::ExitCode {
         };
         let mut dir = HttpDirectory::new(&args.url, args.timeout);
         let mut out = cli::stdout();
-        export(&mut dir, &cfg, &mut out, &mut std::io::stderr()).map(|_| ())
+        let mut stderr = std::io::stderr();
+        let mode = progress::Mode::pick(args.quiet, stderr.is_terminal());
+        let mut progress = progress::Progress::new(&mut stderr, mode);
+        export(&mut dir, &cfg, &mut out, &mut progress).map(|_| ())
     })
 }
 

@@ -16,6 +16,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::line::{excerpt, parse_op, MAX_LINE};
+use crate::progress::{human, per_second, Progress};
 use crate::repo::Tail;
 use crate::time::Timestamp;
 use std::collections::HashSet;
@@ -140,13 +141,13 @@ impl Cursor {
     }
 }
 
-/// Pages `dir` into `out` as described by `cfg`, writing progress and
-/// warnings to `log`.
+/// Pages `dir` into `out` as described by `cfg`, reporting progress and
+/// notes to `progress`.
 pub fn export(
     dir: &mut dyn Directory,
     cfg: &ExportConfig,
     out: &mut dyn Write,
-    log: &mut dyn Write,
+    progress: &mut Progress<'_>,
 ) -> Result<ExportStats> {
     let mut cur = Cursor::new(&cfg.start);
     let mut stats = ExportStats::default();
@@ -208,6 +209,23 @@ pub fn export(
         if let Some((_, text)) = &cur.last {
             stats.reached = Some(text.clone());
         }
+        progress.update(|elapsed| {
+            let (at, behind) = match &cur.last {
+                Some((t, text)) => (
+                    text.as_str(),
+                    human(Duration::from_nanos(
+                        (cutoff.nanos() + cfg.lag.as_nanos() as i64 - t.nanos()).max(0) as u64,
+                    )),
+                ),
+                None => ("the start", "-".to_string()),
+            };
+            format!(
+                "plc-export: {} operations, {} requests, {} ops/s, at {at} ({behind} behind)",
+                stats.written,
+                stats.requests,
+                per_second(stats.written, elapsed)
+            )
+        });
         let switched = cur.inclusive && !was_inclusive;
         if new == 0 && !held_back && !switched && !lines.is_empty() {
             // Every operation of the page was already written: either we
@@ -234,12 +252,18 @@ pub fn export(
             stats.held_back = held_back;
             let Some(interval) = cfg.follow else {
                 if held_back {
-                    let _ = writeln!(
-                        log,
-                        "plc-export: holding back operations younger than {:?}; the next run fetches them",
-                        cfg.lag
-                    );
+                    progress.line(&format!(
+                        "plc-export: holding back operations younger than {}; the next run fetches them",
+                        human(cfg.lag)
+                    ));
                 }
+                progress.line(&format!(
+                    "plc-export: {} operations in {} requests ({}), caught up at {}",
+                    stats.written,
+                    stats.requests,
+                    human(progress.elapsed()),
+                    stats.reached.as_deref().unwrap_or("the start")
+                ));
                 return Ok(stats);
             };
             std::thread::sleep(interval);
@@ -539,6 +563,13 @@ mod tests {
         }
     }
 
+    fn quiet() -> Progress<'static> {
+        Progress::new(
+            Box::leak(Box::new(std::io::sink())),
+            crate::progress::Mode::Quiet,
+        )
+    }
+
     fn cfg(count: usize) -> ExportConfig {
         ExportConfig {
             start: Start::Beginning,
@@ -578,7 +609,7 @@ mod tests {
                     calls: 0,
                 };
                 let mut out = Vec::new();
-                let stats = export(&mut d, &cfg(count), &mut out, &mut Vec::new()).unwrap();
+                let stats = export(&mut d, &cfg(count), &mut out, &mut quiet()).unwrap();
                 assert_eq!(
                     String::from_utf8(out).unwrap(),
                     expected,
@@ -598,7 +629,7 @@ mod tests {
             cap: 1000,
             calls: 0,
         };
-        let err = export(&mut d, &cfg(4), &mut Vec::new(), &mut Vec::new()).unwrap_err();
+        let err = export(&mut d, &cfg(4), &mut Vec::new(), &mut quiet()).unwrap_err();
         assert!(err.to_string().contains("share the millisecond"), "{err}");
         assert!(d.calls < 5);
     }
@@ -617,7 +648,7 @@ mod tests {
                 cap: 4,
                 calls: 0,
             };
-            let err = export(&mut d, &cfg(10), &mut Vec::new(), &mut Vec::new()).unwrap_err();
+            let err = export(&mut d, &cfg(10), &mut Vec::new(), &mut quiet()).unwrap_err();
             assert!(err.to_string().contains("share the millisecond"), "{err}");
         }
     }
@@ -636,7 +667,7 @@ mod tests {
             let mut c = cfg(6);
             c.start = Start::Since(Timestamp::from_millis(start));
             let mut out = Vec::new();
-            export(&mut d, &c, &mut out, &mut Vec::new()).unwrap();
+            export(&mut d, &c, &mut out, &mut quiet()).unwrap();
             let expected: String = all
                 .iter()
                 .filter(|(m, _)| *m >= start)

@@ -14,6 +14,7 @@ pub mod error;
 pub mod export;
 pub mod index;
 pub mod line;
+pub mod progress;
 pub mod repo;
 pub mod seal;
 pub mod serve;

@@ -21,8 +21,15 @@ fn the_offline_demo_archives_a_served_archive_identically() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("archive B:     ok: 2 bundles, 20000 operations"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("archive B:     ok: 2 bundles, 20000 operations"),
+        "{stdout}"
+    );
     assert!(stdout.contains("B is identical to A"), "{stdout}");
     // The server it started is gone: nothing listens on its port.
     let url = stdout
@@ -31,5 +38,8 @@ fn the_offline_demo_archives_a_served_archive_identically() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap();
     let addr = url.trim_start_matches("http://");
-    assert!(std::net::TcpStream::connect(addr).is_err(), "plc-serve still listens on {addr}");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "plc-serve still listens on {addr}"
+    );
 }
