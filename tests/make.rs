@@ -1,0 +1,155 @@
+//! scripts/plcbundle.mk driven by make, as cron would run it: two passes
+//! continue one archive, an overlapping run stops at once saying why, and
+//! status, verify and clean do what they say.
+mod common;
+
+use common::fake_directory::{ops_from, FakeDirectory, FakeOptions};
+use common::run::*;
+use plcbundle::synth::{generate, SynthOptions};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn make_cmd(target: &str, repo: &str, url: &str, extra: &[&str]) -> Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin_dir = Path::new(bin("plc-seal")).parent().unwrap();
+    let mut c = Command::new("make");
+    c.arg("-s")
+        .arg("-f")
+        .arg(root.join("scripts/plcbundle.mk"))
+        .arg(target)
+        .arg(format!("REPO={repo}"))
+        .arg(format!("PLC_URL={url}"))
+        .arg(format!("PLC_BIN={}", bin_dir.display()))
+        .arg("LAG=0")
+        .args(extra);
+    c
+}
+
+fn make(target: &str, repo: &str, url: &str, extra: &[&str]) -> Output {
+    make_cmd(target, repo, url, extra).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn two_make_archive_runs_continue_one_archive() {
+    let ops = generate(
+        35_000,
+        &SynthOptions {
+            seed: 51,
+            ..Default::default()
+        },
+    );
+    let lines: Vec<Vec<u8>> = ops.iter().map(|o| o.line.clone()).collect();
+    let want = expected_bundles(&lines);
+    let dir = FakeDirectory::start(ops_from(&ops), FakeOptions::default());
+    dir.set_visible(15_000);
+    let tmp = TempDir::new("make");
+    let repo = tmp.join("repo");
+    let url = dir.url();
+
+    let o = make("archive", &repo, &url, &["RATE=0"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_archive(Path::new(&repo), &want[..1]);
+
+    dir.set_visible(usize::MAX);
+    let o = make("archive", &repo, &url, &["RATE=0"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_archive(Path::new(&repo), &want);
+
+    let o = make("verify", &repo, &url, &[]);
+    assert!(o.status.success(), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains(&want[2].hash));
+
+    let o = make("status", &repo, &url, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let status = text(&o.stdout);
+    assert!(
+        status.contains("bundles:      3 (30000 operations)"),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("head hash:    {}", want[2].hash)),
+        "{status}"
+    );
+    assert!(status.contains(&format!("origin:       {url}")), "{status}");
+
+    // clean removes stray temporary files and nothing else.
+    let stray = Path::new(&repo).join(".000004.jsonl.zst.tmp");
+    std::fs::write(&stray, b"half a bundle").unwrap();
+    let o = make("clean", &repo, &url, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!stray.exists());
+    assert_archive(Path::new(&repo), &want);
+}
+
+#[test]
+fn an_overlapping_run_stops_at_once_and_says_why() {
+    let ops = generate(
+        30_000,
+        &SynthOptions {
+            seed: 52,
+            ..Default::default()
+        },
+    );
+    let lines: Vec<Vec<u8>> = ops.iter().map(|o| o.line.clone()).collect();
+    let want = expected_bundles(&lines);
+    let dir = FakeDirectory::start(ops_from(&ops), FakeOptions::default());
+    let tmp = TempDir::new("make-overlap");
+    let repo = tmp.join("repo");
+    let url = dir.url();
+
+    // A slow first run: 10 requests a second, about 3 s in all.
+    let first = make_cmd("archive", &repo, &url, &["RATE=600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dir.requests() < 3 {
+        assert!(Instant::now() < deadline, "the first run did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = make("archive", &repo, &url, &["RATE=0"]);
+    assert!(!second.status.success(), "the overlapping run must fail");
+    let err = text(&second.stderr);
+    assert!(
+        err.contains("plc-seal: ") && err.contains("locked by another writer"),
+        "{err}"
+    );
+
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_archive(Path::new(&repo), &want);
+    let o = make("verify", &repo, &url, &[]);
+    assert!(o.status.success(), "{}", text(&o.stdout));
+
+    // clean refuses while a writer holds the repository.
+    let ready = tmp.path().join("holding");
+    let holder = Command::new("flock")
+        .arg(Path::new(&repo).join(".plc-seal.lock"))
+        .args([
+            "sh",
+            "-c",
+            &format!("touch '{}'; sleep 10", ready.display()),
+        ])
+        .spawn()
+        .unwrap();
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "flock did not take the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = make("clean", &repo, &url, &[]);
+    let mut holder = holder;
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("a writer is running"),
+        "{}",
+        text(&o.stderr)
+    );
+}
