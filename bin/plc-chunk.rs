@@ -11,7 +11,7 @@ use std::io::Write;
 /// runs: the directory is the durable store of the tail, and the next run
 /// fetches those operations again.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about, after_long_help = AFTER)]
+#[command(name = "plc-chunk", version, after_long_help = AFTER)]
 struct Args {
     /// Lines per chunk (a V1 bundle holds 10000).
     #[arg(long, default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
@@ -36,6 +36,9 @@ EXIT STATUS:
     2  a line that is not an operation or out of order, or an I/O error";
 
 fn main() -> std::process::ExitCode {
+    if let Some(code) = cli::generate_docs(<Args as clap::CommandFactory>::command()) {
+        return code;
+    }
     let args = Args::parse();
     cli::main_with("plc-chunk", || {
         let input = cli::open_input(&args.file)?;

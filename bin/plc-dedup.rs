@@ -11,7 +11,7 @@ use std::path::PathBuf;
 /// Memory is bounded by the largest group of operations sharing one
 /// millisecond, not by the input.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about, after_long_help = AFTER)]
+#[command(name = "plc-dedup", version, after_long_help = AFTER)]
 struct Args {
     /// Seed with the last bundle of the archive in DIR, so operations it
     /// already holds are dropped (and older ones refused).
@@ -38,6 +38,9 @@ EXIT STATUS:
        number and both timestamps are named), or an I/O error";
 
 fn main() -> std::process::ExitCode {
+    if let Some(code) = cli::generate_docs(<Args as clap::CommandFactory>::command()) {
+        return code;
+    }
     let args = Args::parse();
     cli::main_with("plc-dedup", || {
         let seed = match &args.repo {

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// whether the server treats `after` as exclusive or inclusive. Stops when
 /// a request adds no new operation (or keeps polling with --follow).
 #[derive(Parser, Debug)]
-#[command(version, about, long_about, after_long_help = AFTER)]
+#[command(name = "plc-export", version, after_long_help = AFTER)]
 struct Args {
     /// Base URL of the directory.
     #[arg(long, default_value = index::DEFAULT_ORIGIN)]
@@ -82,6 +82,9 @@ fn parse_time(s: &str) -> Result<time::Timestamp, String> {
 }
 
 fn main() -> std::process::ExitCode {
+    if let Some(code) = cli::generate_docs(<Args as clap::CommandFactory>::command()) {
+        return code;
+    }
     let args = Args::parse();
     cli::main_with("plc-export", || {
         let start = match (&args.repo, args.since) {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 /// while it runs. Input that ends inside a chunk is an error and writes no
 /// partial bundle.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about, after_long_help = AFTER)]
+#[command(name = "plc-seal", version, after_long_help = AFTER)]
 struct Args {
     /// The archive directory.
     #[arg(long, value_name = "DIR")]
@@ -46,6 +46,9 @@ EXIT STATUS:
        different origin, or an I/O error (disk full, ...)";
 
 fn main() -> std::process::ExitCode {
+    if let Some(code) = cli::generate_docs(<Args as clap::CommandFactory>::command()) {
+        return code;
+    }
     let args = Args::parse();
     cli::main_with("plc-seal", || {
         let input = cli::open_input(&args.file)?;

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 /// sealed while it runs become visible without a restart. Writes one line
 /// on stderr with the address it listens on.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about, after_long_help = AFTER)]
+#[command(name = "plc-serve", version, after_long_help = AFTER)]
 struct Args {
     /// The archive directory.
     #[arg(long, value_name = "DIR")]
@@ -41,6 +41,9 @@ EXIT STATUS:
     2  DIR has no readable index, or the address cannot be bound";
 
 fn main() -> std::process::ExitCode {
+    if let Some(code) = cli::generate_docs(<Args as clap::CommandFactory>::command()) {
+        return code;
+    }
     let args = Args::parse();
     cli::main_with("plc-serve", || {
         let server = MirrorServer::bind(&ServeConfig {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 /// Accepts archives written by the other V1 implementations (multi-frame
 /// files with a skippable metadata frame, Go's index quirks).
 #[derive(Parser, Debug)]
-#[command(version, about, long_about, after_long_help = AFTER)]
+#[command(name = "plc-verify", version, after_long_help = AFTER)]
 struct Args {
     /// The archive directory.
     dir: PathBuf,
@@ -35,6 +35,9 @@ EXIT STATUS:
     2  usage error, or DIR or its index cannot be read";
 
 fn main() -> std::process::ExitCode {
+    if let Some(code) = cli::generate_docs(<Args as clap::CommandFactory>::command()) {
+        return code;
+    }
     let args = Args::parse();
     cli::main_with("plc-verify", || {
         let cfg = VerifyConfig {

@@ -23,6 +23,46 @@ pub fn main_with(tool: &str, body: impl FnOnce() -> Result<(), Error>) -> ExitCo
     }
 }
 
+/// Handles the hidden documentation switches every tool understands:
+/// `TOOL --generate-man` writes its man page (roff) and
+/// `TOOL --generate-completions SHELL` its completion script (bash, zsh,
+/// fish, elvish, powershell) on stdout, both from the same clap
+/// definitions as `--help`. Returns the exit code when one was handled.
+/// They are read before normal parsing so that required options do not
+/// get in the way; `scripts/install-docs.sh` uses them.
+pub fn generate_docs(mut cmd: clap::Command) -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut out = io::stdout().lock();
+    let name = cmd.get_name().to_string();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["--generate-man"] => clap_mangen::Man::new(cmd).render(&mut out),
+        ["--generate-completions", shell] => match shell.parse::<clap_complete::Shell>() {
+            Ok(sh) => {
+                clap_complete::generate(sh, &mut cmd, name.clone(), &mut out);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "{name}: {e}");
+                return Some(ExitCode::from(crate::error::EXIT_ERROR));
+            }
+        },
+        _ => return None,
+    };
+    Some(match result.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) if crate::error::is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "{name}: writing output: {e}");
+            ExitCode::from(crate::error::EXIT_ERROR)
+        }
+    })
+}
+
 /// Opens `path` for reading, `-` meaning standard input.
 pub fn open_input(path: &str) -> Result<Box<dyn BufRead>, Error> {
     if path == "-" {
