@@ -48,9 +48,25 @@ pub fn load_index(dir: &Path) -> Result<Option<Index>> {
 /// Decompresses a whole bundle file (any number of zstd frames, skippable
 /// frames ignored).
 pub fn decompress(file: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(file.len() * 6);
-    zstd::stream::read::Decoder::with_buffer(file)?.read_to_end(&mut out)?;
+    let mut out = Vec::new();
+    decompress_into(file, &mut out)?;
     Ok(out)
+}
+
+/// [`decompress`] into `out` (replacing what it held), reusing its
+/// allocation.
+pub fn decompress_into(file: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    out.clear();
+    // The frame header usually states the content size: one allocation.
+    let hint = zstd::zstd_safe::get_frame_content_size(file)
+        .ok()
+        .flatten()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n > 0 && n <= 64 << 20)
+        .unwrap_or(file.len() * 6);
+    out.reserve(hint);
+    zstd::stream::read::Decoder::with_buffer(file)?.read_to_end(out)?;
+    Ok(())
 }
 
 /// Where an archive ends: what a continuing writer must start after.
@@ -89,7 +105,7 @@ pub fn read_tail(dir: &Path, idx: &Index) -> Result<Option<Tail>> {
         ))
     })?;
     let mut cids = Vec::new();
-    for (i, line) in content.split(|&b| b == b'\n').enumerate() {
+    for (i, line) in crate::line::split_lines(&content).enumerate() {
         if line.is_empty() {
             continue;
         }
