@@ -22,7 +22,8 @@ ops=$((bundles * 10000))
 cargo build --quiet --release --locked --bins --examples
 B=$PWD/target/release
 W=$(mktemp -d "${TMPDIR:-/tmp}/plc-bench.XXXXXX")
-trap 'rm -rf "$W"' EXIT
+server=
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$W"' EXIT
 
 "$B/examples/synth" "$ops" 42 >"$W/ops.jsonl"
 "$B/examples/synth" $((ops * 2)) 42 >"$W/ops2.jsonl"
@@ -62,6 +63,23 @@ zstd -dc -q "$W"/R/*.jsonl.zst >"$W/sealed.jsonl"
 measure verifyfloor bash -c "zstd -dc -q '$W'/R/*.jsonl.zst >/dev/null && openssl dgst -sha256 '$W/sealed.jsonl' && cat '$W'/R/*.jsonl.zst | openssl dgst -sha256"
 measure verify "$B/plc-verify" "$W/R"
 
+# End to end from a local directory on 127.0.0.1: plc-serve over the
+# sealed archive answers /export like the directory; the whole pipeline
+# archives it again with --rate 0 (the server's own CPU is included).
+"$B/plc-serve" --repo "$W/R" --listen 127.0.0.1:0 2>"$W/serve.log" &
+server=$!
+url=
+for _ in $(seq 100); do
+    url=$(sed -n 's/^plc-serve: serving .* on \(http:[^ ]*\)$/\1/p' "$W/serve.log")
+    [ -n "$url" ] && break
+    sleep 0.05
+done
+[ -n "$url" ] || { echo "bench: plc-serve did not start" >&2; exit 2; }
+PREP="rm -rf '$W/E'" measure e2e bash -c "'$B/plc-export' -q --url '$url' --repo '$W/E' --rate 0 --lag 0 | '$B/plc-dedup' --repo '$W/E' | '$B/plc-chunk' -q | '$B/plc-seal' -q --repo '$W/E' --origin '$url'"
+kill "$server"
+server=
+cmp -s "$W/R/000001.jsonl.zst" "$W/E/000001.jsonl.zst" || { echo "bench: the end-to-end archive differs" >&2; exit 2; }
+
 # Memory of each filter alone, at two sizes.
 for f in 1 2; do
     in=$W/ops.jsonl
@@ -89,6 +107,7 @@ row sealfloor "sealing floor (zstd -3 then sha256)" "1.00" ""
 row seal "plc-dedup \| plc-chunk \| plc-seal" "$(ratio "$(col seal 1)" "$(col sealfloor 1)")" "≤ 0.8"
 row verifyfloor "verification floor (zstd -dc, sha256 x2)" "1.00" ""
 row verify "plc-verify (all checks)" "$(ratio "$(col verify 1)" "$(col verifyfloor 1)")" "≤ 0.5"
+row e2e "end to end: plc-serve on 127.0.0.1 -> plc-export --rate 0 \| plc-dedup \| plc-chunk \| plc-seal" "$(ratio "$(col e2e 1)" "$(col sealfloor 1)")" "≤ 1.2 (of the sealing floor)"
 for f in 1 2; do
     n=$((bundles * f))
     row "dedup$f" "plc-dedup alone, $n bundles" "" "≤ 64 MB"

@@ -73,9 +73,10 @@ pub fn open_input(path: &str) -> Result<Box<dyn BufRead>, Error> {
     }
 }
 
-/// Standard output, buffered. Callers flush it and pass the error up.
-pub fn stdout() -> io::BufWriter<io::StdoutLock<'static>> {
-    io::BufWriter::with_capacity(1 << 16, io::stdout().lock())
+/// Standard output, buffered. Callers flush it and pass the error up. (Not
+/// a `StdoutLock`, so that a writer thread can own it.)
+pub fn stdout() -> io::BufWriter<io::Stdout> {
+    io::BufWriter::with_capacity(1 << 16, io::stdout())
 }
 
 /// A writer that discards everything once its reader has closed the pipe.

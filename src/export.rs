@@ -93,6 +93,10 @@ pub struct ExportStats {
     pub reached: Option<String>,
     /// True when the run stopped at operations younger than the lag.
     pub held_back: bool,
+    /// Requests that failed and were retried.
+    pub retries: u64,
+    /// Why the last retried request failed.
+    pub last_fault: Option<String>,
 }
 
 /// The paging state: what has been written at the boundary millisecond.
@@ -143,10 +147,40 @@ impl Cursor {
 
 /// Pages `dir` into `out` as described by `cfg`, reporting progress and
 /// notes to `progress`.
+///
+/// Pages are written by a second thread, so the next request goes out
+/// while the last page is still being taken by the reader downstream.
 pub fn export(
     dir: &mut dyn Directory,
     cfg: &ExportConfig,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
+    progress: &mut Progress<'_>,
+) -> Result<ExportStats> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || -> Result<()> {
+            for page in rx {
+                out.write_all(&page).ctx(|| "writing output")?;
+                out.flush().ctx(|| "writing output")?;
+            }
+            Ok(())
+        });
+        let mut sink = |page: Vec<u8>| tx.send(page).is_ok();
+        let fetched = export_pages(dir, cfg, &mut sink, progress);
+        drop(tx);
+        let written = writer.join().expect("the writer thread does not panic");
+        // When the writer failed (a closed pipe, a full disk), that is the
+        // cause; the pages it did take were whole.
+        written.and(fetched)
+    })
+}
+
+/// The paging loop: hands each page's new lines to `sink`, which returns
+/// false once the output is gone.
+fn export_pages(
+    dir: &mut dyn Directory,
+    cfg: &ExportConfig,
+    sink: &mut dyn FnMut(Vec<u8>) -> bool,
     progress: &mut Progress<'_>,
 ) -> Result<ExportStats> {
     let mut cur = Cursor::new(&cfg.start);
@@ -158,6 +192,11 @@ pub fn export(
         let was_inclusive = cur.inclusive;
         let (lines, cutoff, body_len) =
             fetch_page(dir, cfg, after.as_deref(), &mut pacer, &mut stats)?;
+        if let Some(fault) = stats.last_fault.take() {
+            progress.line(&format!(
+                "plc-export: a request failed ({fault}); it succeeded again"
+            ));
+        }
         let request = dir.describe(after.as_deref(), cfg.count);
         let mut new = 0u64;
         let mut held_back = false;
@@ -203,8 +242,12 @@ pub fn export(
         }
         // Whole lines only, one write per page, flushed at once so that a
         // pipeline downstream makes progress and a kill loses no half line.
-        out.write_all(&page_out).ctx(|| "writing output")?;
-        out.flush().ctx(|| "writing output")?;
+        if !page_out.is_empty() && !sink(page_out) {
+            return Err(Error::io(
+                "writing output",
+                std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+            ));
+        }
         stats.written += new;
         if let Some((_, text)) = &cur.last {
             stats.reached = Some(text.clone());
@@ -354,6 +397,8 @@ fn fetch_page(
             Fault::RetryAfter(d, msg) => (d.min(Duration::from_secs(600)), msg),
         };
         failures += 1;
+        stats.retries += 1;
+        stats.last_fault = Some(format!("{msg}; retrying in {}", human(wait)));
         if failures > cfg.retries {
             return Err(Error::Network(format!(
                 "{}: giving up after {} attempts: {msg}",

@@ -177,17 +177,14 @@ impl State {
         let file = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
         let content = decompress(&file).ctx(|| format!("decompressing {}", path.display()))?;
         let mut lines = Vec::with_capacity(10_000);
-        let mut start = 0;
-        while start < content.len() {
-            let end = content[start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(content.len(), |i| start + i);
-            let op = parse_op(&content[start..end]).map_err(|r| {
+        let body = content.strip_suffix(b"\n").unwrap_or(&content);
+        let base = body.as_ptr() as usize;
+        for line in crate::line::split_lines(body).filter(|l| !l.is_empty()) {
+            let op = parse_op(line).map_err(|r| {
                 Error::Archive(format!("{}: line {}: {r}", path.display(), lines.len() + 1))
             })?;
-            lines.push((start, end, op.time));
-            start = end + 1;
+            let start = line.as_ptr() as usize - base;
+            lines.push((start, start + line.len(), op.time));
         }
         let bundle = Arc::new(Bundle { content, lines });
         let mut cache = self.cache.lock().expect("cache lock");

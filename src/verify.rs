@@ -15,7 +15,7 @@
 use crate::error::{Error, IoContext, Result};
 use crate::index::{bundle_file_name, chain_hash, parse_bundle_file_name, sha256_hex, INDEX_FILE};
 use crate::line::{parse_op, Seen, Sequencer};
-use crate::repo::decompress_into;
+use crate::repo::decompress_hashed;
 use crate::time::Timestamp;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -417,15 +417,14 @@ fn check_file(dir: &Path, c: &Claimed, bufs: &mut Buffers) -> FileCheck {
             file.len()
         )),
     }
-    let content = match decompress_into(file, &mut bufs.content) {
-        Ok(()) => &bufs.content[..],
+    let (content, content_hash) = match decompress_hashed(file, &mut bufs.content) {
+        Ok(hash) => (&bufs.content[..], hash),
         Err(e) => {
             fc.problems
                 .push(format!("file: {name} does not decompress: {e}"));
             return fc;
         }
     };
-    let content_hash = sha256_hex(content);
     match &c.content_hash {
         Some(h) if *h == content_hash => {}
         other => fc.problems.push(format!(
