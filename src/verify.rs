@@ -15,6 +15,7 @@
 use crate::error::{Error, IoContext, Result};
 use crate::index::{bundle_file_name, chain_hash, parse_bundle_file_name, sha256_hex, INDEX_FILE};
 use crate::line::{parse_op, Seen, Sequencer};
+use crate::progress::{human, Progress};
 use crate::repo::decompress_hashed;
 use crate::time::Timestamp;
 use serde_json::Value;
@@ -31,6 +32,59 @@ pub struct VerifyConfig {
     pub repo: PathBuf,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    /// Only the bundles in this inclusive range have their files checked
+    /// (`None` = all); the index as a whole is always checked.
+    pub range: Option<BundleRange>,
+    /// Check only the stored files' hashes and sizes against the index and
+    /// the chain of the index's hashes: no decompression.
+    pub quick: bool,
+}
+
+/// An inclusive range of bundle numbers; `end` `None` = to the last one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BundleRange {
+    /// First bundle number (from 1).
+    pub start: u64,
+    /// Last bundle number, if bounded.
+    pub end: Option<u64>,
+}
+
+impl BundleRange {
+    /// Parses `N`, `N-M`, `N-` or `-M` (1-based, inclusive).
+    pub fn parse(s: &str) -> std::result::Result<BundleRange, String> {
+        let num = |t: &str| -> std::result::Result<u64, String> {
+            t.parse::<u64>()
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| format!("{s:?} is not a bundle range (N, N-M, N- or -M, from 1)"))
+        };
+        let r = match s.split_once('-') {
+            None => BundleRange {
+                start: num(s)?,
+                end: Some(num(s)?),
+            },
+            Some(("", b)) => BundleRange {
+                start: 1,
+                end: Some(num(b)?),
+            },
+            Some((a, "")) => BundleRange {
+                start: num(a)?,
+                end: None,
+            },
+            Some((a, b)) => BundleRange {
+                start: num(a)?,
+                end: Some(num(b)?),
+            },
+        };
+        if r.end.is_some_and(|e| e < r.start) {
+            return Err(format!("{s:?}: the range ends before it starts"));
+        }
+        Ok(r)
+    }
+
+    fn contains(&self, n: u64) -> bool {
+        n >= self.start && self.end.is_none_or(|e| n <= e)
+    }
 }
 
 /// The outcome; problems and warnings were already written out.
@@ -46,6 +100,8 @@ pub struct VerifyReport {
     pub operations: u64,
     /// The chain hash of the last bundle, as recomputed.
     pub head: Option<String>,
+    /// Bundles whose files were checked.
+    pub checked: u64,
 }
 
 /// Writes problem and warning lines to `out`.
@@ -92,8 +148,13 @@ struct Claimed {
 }
 
 /// Verifies `cfg.repo`, writing one line per problem or warning to `out`.
-/// Returns `Err` only when the repository cannot be read at all.
-pub fn verify(cfg: &VerifyConfig, out: &mut dyn Write) -> Result<VerifyReport> {
+/// Returns `Err` only when the repository cannot be read at all. Progress
+/// (bundles checked so far) goes to `progress`.
+pub fn verify(
+    cfg: &VerifyConfig,
+    out: &mut dyn Write,
+    progress: &mut Progress<'_>,
+) -> Result<VerifyReport> {
     let dir = &cfg.repo;
     let meta = std::fs::metadata(dir).ctx(|| format!("reading {}", dir.display()))?;
     if !meta.is_dir() {
@@ -171,7 +232,22 @@ pub fn verify(cfg: &VerifyConfig, out: &mut dyn Write) -> Result<VerifyReport> {
         });
     }
 
-    let checks = check_files(dir, &claims, cfg.threads);
+    let selected: Vec<bool> = claims
+        .iter()
+        .map(|c| cfg.range.is_none_or(|r| r.contains(c.number)))
+        .collect();
+    if let Some(r) = cfg.range {
+        if !selected.iter().any(|&s| s) {
+            return Err(Error::Usage(format!(
+                "no bundle in the range {}-{} (the index holds {})",
+                r.start,
+                r.end.map_or(String::new(), |e| e.to_string()),
+                claims.len()
+            )));
+        }
+    }
+    let checks = check_files(dir, &claims, &selected, cfg, progress);
+    report.checked = selected.iter().filter(|&&s| s).count() as u64;
 
     // The fold: per-bundle findings, chain from genesis, order across
     // bundles, parent and cursor links.
@@ -204,7 +280,8 @@ pub fn verify(cfg: &VerifyConfig, out: &mut dyn Write) -> Result<VerifyReport> {
                 }
             }
         } else {
-            // The file could not be read; carry on from the index's claim.
+            // Not checked (outside --bundles) or unreadable: carry on from
+            // the index's claim.
             expected_chain = stored_hash.clone();
         }
         // parent and cursor
@@ -338,24 +415,53 @@ fn check_directory(dir: &Path, last: u64, rep: &mut Reporter<'_>) -> Result<()> 
     Ok(())
 }
 
-fn check_files(dir: &Path, claims: &[Claimed], threads: usize) -> Vec<FileCheck> {
-    let threads = match threads {
+fn check_files(
+    dir: &Path,
+    claims: &[Claimed],
+    selected: &[bool],
+    cfg: &VerifyConfig,
+    progress: &mut Progress<'_>,
+) -> Vec<FileCheck> {
+    let total = selected.iter().filter(|&&s| s).count();
+    let threads = match cfg.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     }
     .min(claims.len().max(1));
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<FileCheck>>> = claims.iter().map(|_| Mutex::new(None)).collect();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| {
+            let done_tx = done_tx.clone();
+            let (next, results) = (&next, &results);
+            s.spawn(move || {
                 let mut bufs = Buffers::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(claim) = claims.get(i) else { break };
-                    let check = check_file(dir, claim, &mut bufs);
+                    let check = if !selected[i] {
+                        skipped(claim)
+                    } else if cfg.quick {
+                        check_stored_file(dir, claim, &mut bufs)
+                    } else {
+                        check_file(dir, claim, &mut bufs)
+                    };
                     *results[i].lock().expect("no poisoned results") = Some(check);
+                    if selected[i] {
+                        let _ = done_tx.send(());
+                    }
                 }
+            });
+        }
+        drop(done_tx);
+        for (i, ()) in done_rx.into_iter().enumerate() {
+            let done = i + 1;
+            progress.update(|elapsed| {
+                format!(
+                    "plc-verify: {done} of {total} bundles checked ({})",
+                    human(elapsed)
+                )
             });
         }
     });
@@ -383,19 +489,50 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     std::fs::File::open(path)?.read_to_end(buf).map(|_| ())
 }
 
-fn check_file(dir: &Path, c: &Claimed, bufs: &mut Buffers) -> FileCheck {
-    let mut fc = FileCheck::default();
+/// What the fold needs of a bundle whose file is not checked: its times
+/// from the index, for the order check at its boundaries.
+fn skipped(c: &Claimed) -> FileCheck {
+    let times = |t: &Option<String>| {
+        t.as_ref()
+            .and_then(|s| Timestamp::parse(s).map(|ts| (ts, s.clone())))
+    };
+    FileCheck {
+        first: times(&c.start_time),
+        last: times(&c.end_time),
+        ..FileCheck::default()
+    }
+}
+
+/// `--quick`: the stored file's hash and size against the index, and the
+/// index's content_hash carried into the chain; nothing is decompressed.
+fn check_stored_file(dir: &Path, c: &Claimed, bufs: &mut Buffers) -> FileCheck {
+    let mut fc = skipped(c);
+    if read_checked(dir, c, &mut bufs.file, &mut fc).is_some() {
+        fc.content_hash = c.content_hash.clone();
+        fc.operations = c.operation_count.unwrap_or(0);
+    }
+    fc
+}
+
+/// Reads the bundle file and checks its compressed hash and size; `None`
+/// when it cannot be read (the problem is recorded).
+fn read_checked<'b>(
+    dir: &Path,
+    c: &Claimed,
+    buf: &'b mut Vec<u8>,
+    fc: &mut FileCheck,
+) -> Option<&'b [u8]> {
     let name = bundle_file_name(c.number);
     let path = dir.join(&name);
-    let file = match read_into(&path, &mut bufs.file) {
-        Ok(()) => &bufs.file[..],
+    let file = match read_into(&path, buf) {
+        Ok(()) => &buf[..],
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             fc.problems.push(format!("file: {name} is missing"));
-            return fc;
+            return None;
         }
         Err(e) => {
             fc.problems.push(format!("file: cannot read {name}: {e}"));
-            return fc;
+            return None;
         }
     };
     let whole_hash = sha256_hex(file);
@@ -417,6 +554,16 @@ fn check_file(dir: &Path, c: &Claimed, bufs: &mut Buffers) -> FileCheck {
             file.len()
         )),
     }
+    Some(file)
+}
+
+/// Every check of one bundle file.
+fn check_file(dir: &Path, c: &Claimed, bufs: &mut Buffers) -> FileCheck {
+    let mut fc = FileCheck::default();
+    let name = bundle_file_name(c.number);
+    let Some(file) = read_checked(dir, c, &mut bufs.file, &mut fc) else {
+        return fc;
+    };
     let (content, content_hash) = match decompress_hashed(file, &mut bufs.content) {
         Ok(hash) => (&bufs.content[..], hash),
         Err(e) => {
