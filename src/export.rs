@@ -202,8 +202,7 @@ fn export_pages(
         let mut held_back = false;
         let mut prev_in_page: Option<Timestamp> = None;
         let mut page_out = Vec::with_capacity(body_len + lines.len());
-        for (line_no, line) in lines.iter().enumerate() {
-            let op = parse_op(line).expect("checked by fetch_page");
+        for (line_no, op) in lines.iter().enumerate() {
             if prev_in_page.is_some_and(|p| op.time < p) {
                 return Err(Error::Protocol(format!(
                     "{}: line {}: createdAt goes backwards inside a page ({}); is `after` being read as a sequence number?",
@@ -221,7 +220,7 @@ fn export_pages(
             }
             match &cur.last {
                 Some((t, _)) if op.time < *t => continue,
-                Some((t, _)) if op.time == *t && cur.seen.contains(op.cid.as_ref()) => continue,
+                Some((t, _)) if op.time == *t && cur.seen.contains(op.cid.as_str()) => continue,
                 _ => {}
             }
             if op.time > cutoff {
@@ -235,8 +234,8 @@ fn export_pages(
                     cur.last = Some((op.time, op.created_at.to_string()));
                 }
             }
-            cur.seen.insert(op.cid.to_string());
-            page_out.extend_from_slice(line);
+            cur.seen.insert(op.cid.clone());
+            page_out.extend_from_slice(&op.bytes);
             page_out.push(b'\n');
             new += 1;
         }
@@ -331,10 +330,7 @@ fn beyond_boundary(
     for step in [0, 1] {
         let probe = Timestamp::from_millis(t.millis() + step).format_millis();
         let (lines, _, _) = fetch_page(dir, cfg, Some(&probe), pacer, stats)?;
-        let times: Vec<Timestamp> = lines
-            .iter()
-            .filter_map(|l| parse_op(l).ok().map(|op| op.time))
-            .collect();
+        let times: Vec<Timestamp> = lines.iter().map(|l| l.time).collect();
         if times.iter().any(|&x| x > t) {
             return Ok(true);
         }
@@ -353,7 +349,7 @@ fn fetch_page(
     after: Option<&str>,
     pacer: &mut Pacer,
     stats: &mut ExportStats,
-) -> Result<(Vec<Vec<u8>>, Timestamp, usize)> {
+) -> Result<(Vec<PageLine>, Timestamp, usize)> {
     let mut failures = 0u32;
     let mut last_bad: Option<Vec<u8>> = None;
     loop {
@@ -414,24 +410,39 @@ type BadLine = (usize, Vec<u8>, String, bool);
 
 /// Splits a body into lines (no trailing newline expected; one is
 /// tolerated) and checks each is an operation.
-fn split_page(body: &[u8]) -> std::result::Result<Vec<Vec<u8>>, BadLine> {
+fn split_page(body: &[u8]) -> std::result::Result<Vec<PageLine>, BadLine> {
     if body.is_empty() {
         return Ok(Vec::new());
     }
     let body = body.strip_suffix(b"\n").unwrap_or(body);
-    let pieces: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+    let pieces: Vec<&[u8]> = crate::line::split_lines(body).collect();
     let n = pieces.len();
+    let mut out = Vec::with_capacity(n);
     for (i, line) in pieces.iter().enumerate() {
         let checked = if line.len() > MAX_LINE {
             Err(format!("line longer than {MAX_LINE} bytes"))
         } else {
-            parse_op(line).map(|_| ())
+            parse_op(line).map(|op| PageLine {
+                bytes: line.to_vec(),
+                time: op.time,
+                cid: op.cid.into_owned(),
+                created_at: op.created_at.into_owned(),
+            })
         };
-        if let Err(reason) = checked {
-            return Err((i + 1, line.to_vec(), reason, i + 1 == n));
+        match checked {
+            Ok(l) => out.push(l),
+            Err(reason) => return Err((i + 1, line.to_vec(), reason, i + 1 == n)),
         }
     }
-    Ok(pieces.into_iter().map(<[u8]>::to_vec).collect())
+    Ok(out)
+}
+
+/// One checked line of a page, parsed once.
+struct PageLine {
+    bytes: Vec<u8>,
+    time: Timestamp,
+    cid: String,
+    created_at: String,
 }
 
 /// Spaces requests to at most `rate` per minute.
