@@ -57,14 +57,7 @@ pub fn decompress(file: &[u8]) -> std::io::Result<Vec<u8>> {
 /// allocation.
 pub fn decompress_into(file: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
     out.clear();
-    // The frame header usually states the content size: one allocation.
-    let hint = zstd::zstd_safe::get_frame_content_size(file)
-        .ok()
-        .flatten()
-        .and_then(|n| usize::try_from(n).ok())
-        .filter(|&n| n > 0 && n <= 64 << 20)
-        .unwrap_or(file.len() * 6);
-    out.reserve(hint);
+    out.reserve(content_size_hint(file));
     zstd::stream::read::Decoder::with_buffer(file)?.read_to_end(out)?;
     Ok(())
 }
@@ -76,13 +69,7 @@ pub fn decompress_into(file: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
 pub fn decompress_hashed(file: &[u8], out: &mut Vec<u8>) -> std::io::Result<String> {
     use sha2::{Digest, Sha256};
     out.clear();
-    let hint = zstd::zstd_safe::get_frame_content_size(file)
-        .ok()
-        .flatten()
-        .and_then(|n| usize::try_from(n).ok())
-        .filter(|&n| n > 0 && n <= 64 << 20)
-        .unwrap_or(file.len() * 6);
-    out.reserve(hint);
+    out.reserve(content_size_hint(file));
     let mut decoder = zstd::stream::read::Decoder::with_buffer(file)?;
     let mut hasher = Sha256::new();
     let mut piece = [0u8; 64 << 10];
@@ -97,6 +84,17 @@ pub fn decompress_hashed(file: &[u8], out: &mut Vec<u8>) -> std::io::Result<Stri
         out.extend_from_slice(&piece[..n]);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// The content size a zstd file's first frame header states (so that the
+/// output is allocated once), or a guess.
+fn content_size_hint(file: &[u8]) -> usize {
+    zstd::zstd_safe::get_frame_content_size(file)
+        .ok()
+        .flatten()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n > 0 && n <= 64 << 20)
+        .unwrap_or(file.len() * 6)
 }
 
 /// Where an archive ends: what a continuing writer must start after.

@@ -3,34 +3,13 @@
 mod common;
 
 use common::run::*;
-use plcbundle::synth::{generate, SynthOp, SynthOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn ops(n: usize, seed: u64) -> Vec<SynthOp> {
-    generate(
-        n,
-        &SynthOptions {
-            seed,
-            ..Default::default()
-        },
-    )
-}
-
-fn joined<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for l in lines {
-        out.extend_from_slice(l);
-        out.push(b'\n');
-    }
-    out
-}
-
-fn joined_ops(ops: &[SynthOp]) -> Vec<u8> {
-    joined(ops.iter().map(|o| o.line.as_slice()))
-}
+use common::other_impls::joined as joined_ops;
+use common::run::{join_lines as joined, synth as ops};
 
 #[test]
 fn emits_only_whole_chunks_and_reports_the_held_back_tail() {

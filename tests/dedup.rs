@@ -3,33 +3,11 @@
 mod common;
 
 use common::run::*;
-use plcbundle::synth::{generate, SynthOp, SynthOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-fn ops(n: usize, seed: u64) -> Vec<SynthOp> {
-    generate(
-        n,
-        &SynthOptions {
-            seed,
-            ..Default::default()
-        },
-    )
-}
-
-/// Each line followed by `\n`, as a tool reads and writes them.
-fn joined<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for l in lines {
-        out.extend_from_slice(l);
-        out.push(b'\n');
-    }
-    out
-}
-
-fn joined_ops(ops: &[SynthOp]) -> Vec<u8> {
-    joined(ops.iter().map(|o| o.line.as_slice()))
-}
+use common::other_impls::joined as joined_ops;
+use common::run::{join_lines as joined, synth as ops};
 
 /// A minimal operation line with the given key fields.
 fn op_line(did: &str, cid: &str, at: &str) -> Vec<u8> {

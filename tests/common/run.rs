@@ -159,6 +159,27 @@ impl Drop for TempDir {
     }
 }
 
+/// `n` generated operations with the default mix and this seed.
+pub fn synth(n: usize, seed: u64) -> Vec<plcbundle::synth::SynthOp> {
+    plcbundle::synth::generate(
+        n,
+        &plcbundle::synth::SynthOptions {
+            seed,
+            ..Default::default()
+        },
+    )
+}
+
+/// Each line followed by `\n`, as a tool reads and writes them.
+pub fn join_lines<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend_from_slice(l);
+        out.push(b'\n');
+    }
+    out
+}
+
 /// Lowercase hex SHA-256, computed here with `sha2` directly.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
