@@ -223,7 +223,7 @@ impl State {
         let url = rq.url().to_string();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         if *rq.method() != tiny_http::Method::Get {
-            return rq.respond(json_error(405, "only GET is served"));
+            return rq.respond(json_error(404, "not found (only GET is served)"));
         }
         let index = match self.index() {
             Ok(i) => i,

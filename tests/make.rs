@@ -153,3 +153,62 @@ fn an_overlapping_run_stops_at_once_and_says_why() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn archive_sh_runs_the_pipeline_and_names_the_stage_that_failed() {
+    let ops = generate(
+        21_000,
+        &SynthOptions {
+            seed: 53,
+            ..Default::default()
+        },
+    );
+    let lines: Vec<Vec<u8>> = ops.iter().map(|o| o.line.clone()).collect();
+    let want = expected_bundles(&lines);
+    let dir = FakeDirectory::start(ops_from(&ops), FakeOptions::default());
+    let tmp = TempDir::new("archive-sh");
+    let repo = tmp.join("repo");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin_dir = Path::new(bin("plc-seal")).parent().unwrap();
+    let archive = || {
+        Command::new("bash")
+            .arg(root.join("scripts/archive.sh"))
+            .arg(&repo)
+            .arg(dir.url())
+            .env("PLC_BIN", bin_dir)
+            .env("PLC_EXPORT_FLAGS", "--rate 0 --lag 0 -q")
+            .output()
+            .unwrap()
+    };
+    let o = archive();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_archive(Path::new(&repo), &want);
+
+    // A writer holding the repository makes plc-seal fail: the script
+    // exits with its status and names it.
+    let ready = tmp.path().join("holding");
+    let mut holder = Command::new("flock")
+        .arg(Path::new(&repo).join(".plc-seal.lock"))
+        .args([
+            "sh",
+            "-c",
+            &format!("touch '{}'; sleep 10", ready.display()),
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "flock did not take the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = archive();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("archive.sh: plc-seal failed with exit status 2"),
+        "{err}"
+    );
+    assert_archive(Path::new(&repo), &want);
+}
