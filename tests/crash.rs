@@ -12,26 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn stages(url: &str, repo: &str) -> Vec<(&'static str, Vec<String>)> {
-    vec![
-        stage(
-            "plc-export",
-            &[
-                "--url",
-                url,
-                "--repo",
-                repo,
-                "--rate",
-                "0",
-                "--lag",
-                "0",
-                "--backoff",
-                "10ms",
-            ],
-        ),
-        stage("plc-dedup", &["--repo", repo]),
-        stage("plc-chunk", &["-q"]),
-        stage("plc-seal", &["-q", "--repo", repo, "--origin", url]),
-    ]
+    archive_stages(url, repo, &[])
 }
 
 fn verify_ok(repo: &str, when: &str) {

@@ -30,6 +30,40 @@ fn make(target: &str, repo: &str, url: &str, extra: &[&str]) -> Output {
     make_cmd(target, repo, url, extra).output().unwrap()
 }
 
+/// Holds the repository's writer lock, as another plc-seal would, until
+/// dropped (flock(1) with -o keeps the lock in the flock process only).
+struct LockHolder(std::process::Child);
+
+impl LockHolder {
+    fn take(repo: &str, tmp: &TempDir) -> LockHolder {
+        let ready = tmp.path().join("holding");
+        let child = Command::new("flock")
+            .arg("-o")
+            .arg(Path::new(repo).join(".plc-seal.lock"))
+            .args([
+                "sh",
+                "-c",
+                &format!("touch '{}'; exec sleep 30", ready.display()),
+            ])
+            .spawn()
+            .unwrap();
+        let holder = LockHolder(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "flock did not take the lock");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        holder
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -128,24 +162,9 @@ fn an_overlapping_run_stops_at_once_and_says_why() {
     assert!(o.status.success(), "{}", text(&o.stdout));
 
     // clean refuses while a writer holds the repository.
-    let ready = tmp.path().join("holding");
-    let holder = Command::new("flock")
-        .arg(Path::new(&repo).join(".plc-seal.lock"))
-        .args([
-            "sh",
-            "-c",
-            &format!("touch '{}'; sleep 10", ready.display()),
-        ])
-        .spawn()
-        .unwrap();
-    while !ready.exists() {
-        assert!(Instant::now() < deadline, "flock did not take the lock");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let holder = LockHolder::take(&repo, &tmp);
     let o = make("clean", &repo, &url, &[]);
-    let mut holder = holder;
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(holder);
     assert!(!o.status.success());
     assert!(
         text(&o.stderr).contains("a writer is running"),
@@ -186,24 +205,9 @@ fn archive_sh_runs_the_pipeline_and_names_the_stage_that_failed() {
 
     // A writer holding the repository makes plc-seal fail: the script
     // exits with its status and names it.
-    let ready = tmp.path().join("holding");
-    let mut holder = Command::new("flock")
-        .arg(Path::new(&repo).join(".plc-seal.lock"))
-        .args([
-            "sh",
-            "-c",
-            &format!("touch '{}'; sleep 10", ready.display()),
-        ])
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready.exists() {
-        assert!(Instant::now() < deadline, "flock did not take the lock");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let holder = LockHolder::take(&repo, &tmp);
     let o = archive();
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(holder);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     let err = text(&o.stderr);
     assert!(

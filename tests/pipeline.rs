@@ -6,25 +6,7 @@ use common::run::*;
 use plcbundle::synth::{generate, SynthOptions};
 
 fn archive(url: &str, repo: &str, extra: &[&str]) -> Vec<Output> {
-    let mut export = vec![
-        "--url",
-        url,
-        "--repo",
-        repo,
-        "--rate",
-        "0",
-        "--lag",
-        "0",
-        "--backoff",
-        "10ms",
-    ];
-    export.extend_from_slice(extra);
-    pipeline(&[
-        stage("plc-export", &export),
-        stage("plc-dedup", &["--repo", repo]),
-        stage("plc-chunk", &[]),
-        stage("plc-seal", &["--repo", repo, "--origin", url]),
-    ])
+    pipeline(&archive_stages(url, repo, extra))
 }
 
 fn assert_ok(outs: &[Output]) {

@@ -122,6 +122,32 @@ pub fn spawn_pipeline(stages: &[(&str, Vec<String>)]) -> Vec<Child> {
     children
 }
 
+/// The archive pipeline against `url` into `repo`, as the README runs it
+/// (with `--rate 0 --lag 0` and a short backoff for tests; `extra` goes to
+/// plc-export):
+/// `plc-export --repo | plc-dedup --repo | plc-chunk | plc-seal --repo --origin`.
+pub fn archive_stages(url: &str, repo: &str, extra: &[&str]) -> Vec<(&'static str, Vec<String>)> {
+    let mut export = vec![
+        "--url",
+        url,
+        "--repo",
+        repo,
+        "--rate",
+        "0",
+        "--lag",
+        "0",
+        "--backoff",
+        "10ms",
+    ];
+    export.extend_from_slice(extra);
+    vec![
+        stage("plc-export", &export),
+        stage("plc-dedup", &["--repo", repo]),
+        stage("plc-chunk", &["-q"]),
+        stage("plc-seal", &["-q", "--repo", repo, "--origin", url]),
+    ]
+}
+
 /// Builds a stage for [`pipeline`] from string slices.
 pub fn stage(name: &'static str, args: &[&str]) -> (&'static str, Vec<String>) {
     (name, args.iter().map(|s| s.to_string()).collect())
