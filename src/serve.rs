@@ -9,7 +9,9 @@
 //! re-read whenever the file changes, so bundles sealed while the server
 //! runs become visible at once. Paths are matched exactly and files are
 //! only ever opened by bundle number, so no request can reach a file
-//! outside the repository.
+//! outside the repository. Responses of known length carry Content-Length
+//! and are never chunked (tiny_http chunks anything over 32 KB by default),
+//! so a client can tell a cut-off body from a complete one.
 
 use crate::error::{Error, IoContext, Result};
 use crate::index::{bundle_file_name, Index, INDEX_FILE};
@@ -233,13 +235,15 @@ impl State {
             "/export" => match self.export(&index, query) {
                 Ok(body) => rq.respond(
                     Response::from_data(body)
-                        .with_header(header("Content-Type", "application/jsonlines")),
+                        .with_header(header("Content-Type", "application/jsonlines"))
+                        .with_chunked_threshold(usize::MAX),
                 ),
                 Err((status, msg)) => rq.respond(json_error(status, &msg)),
             },
             "/plc_bundles.json" | "/index.json" => rq.respond(
                 Response::from_data(index.raw.clone())
-                    .with_header(header("Content-Type", "application/json")),
+                    .with_header(header("Content-Type", "application/json"))
+                    .with_chunked_threshold(usize::MAX),
             ),
             _ => {
                 let number =
@@ -261,7 +265,10 @@ impl State {
                 } else {
                     let len = file.metadata().map(|m| m.len() as usize).ok();
                     let headers = vec![header("Content-Type", "application/zstd")];
-                    rq.respond(Response::new(StatusCode(200), headers, file, len, None))
+                    rq.respond(
+                        Response::new(StatusCode(200), headers, file, len, None)
+                            .with_chunked_threshold(usize::MAX),
+                    )
                 }
             }
         }
