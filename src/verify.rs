@@ -483,10 +483,29 @@ struct Buffers {
     content: Vec<u8>,
 }
 
-/// Reads the whole file at `path` into `buf` (replacing what it held).
-fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+/// Reads the whole file at `path` into `buf` (replacing what it held) and
+/// returns its SHA-256, hashing each piece as it arrives, while it is in
+/// cache.
+fn read_hashed(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
     buf.clear();
-    std::fs::File::open(path)?.read_to_end(buf).map(|_| ())
+    let mut f = std::fs::File::open(path)?;
+    if let Ok(m) = f.metadata() {
+        buf.reserve(m.len() as usize);
+    }
+    let mut hasher = Sha256::new();
+    let mut piece = [0u8; 64 << 10];
+    loop {
+        let n = match f.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&piece[..n]);
+        buf.extend_from_slice(&piece[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// What the fold needs of a bundle whose file is not checked: its times
@@ -524,8 +543,8 @@ fn read_checked<'b>(
 ) -> Option<&'b [u8]> {
     let name = bundle_file_name(c.number);
     let path = dir.join(&name);
-    let file = match read_into(&path, buf) {
-        Ok(()) => &buf[..],
+    let (file, whole_hash) = match read_hashed(&path, buf) {
+        Ok(hash) => (&buf[..], hash),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             fc.problems.push(format!("file: {name} is missing"));
             return None;
@@ -535,7 +554,6 @@ fn read_checked<'b>(
             return None;
         }
     };
-    let whole_hash = sha256_hex(file);
     let data = data_frames(file);
     match &c.compressed_hash {
         None => fc.problems.push("compressed_hash: missing".into()),
