@@ -181,11 +181,9 @@ pub fn create_repo(dir: &Path, index: &Index) -> Result<()> {
     let name = dir
         .file_name()
         .ok_or_else(|| Error::Usage(format!("{} is not a directory name", dir.display())))?;
-    let tmp = parent.join(format!(
-        ".{}.init-{}{TMP_SUFFIX}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let prefix = format!(".{}.init-", name.to_string_lossy());
+    remove_dead_inits(&parent, &prefix);
+    let tmp = parent.join(format!("{prefix}{}{TMP_SUFFIX}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
     let made = write_atomic(&tmp, INDEX_FILE, &index.to_bytes()).and_then(|()| {
@@ -198,6 +196,28 @@ pub fn create_repo(dir: &Path, index: &Index) -> Result<()> {
     });
     let _ = fs::remove_dir_all(&tmp);
     made
+}
+
+/// Removes `PREFIX<pid>.tmp` directories beside a repository left by
+/// writers that were killed while creating it (their process is gone).
+fn remove_dead_inits(parent: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|n| n.strip_suffix(TMP_SUFFIX))
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The temporary name used while writing `name`.

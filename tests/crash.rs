@@ -121,6 +121,15 @@ fn sigkill_at_random_moments_never_leaves_an_archive_that_fails_verification() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let inits: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".repo.init-"))
+        .collect();
+    assert!(
+        inits.is_empty(),
+        "repository creations left behind: {inits:?}"
+    );
     eprintln!("{kills} kills, {completed} archives completed between kills");
 }
 
@@ -410,4 +419,31 @@ fn a_directory_that_stays_down_exits_3_with_every_whole_bundle_sealed() {
     assert!(outs.iter().all(|o| o.code == Some(0)), "{outs:?}");
     assert_archive(Path::new(&repo), &want);
     verify_ok(&repo, "after the directory came back");
+}
+
+#[test]
+fn a_repository_creation_killed_halfway_is_cleaned_up_by_the_next_seal() {
+    let ops = generate(
+        10_000,
+        &SynthOptions {
+            seed: 27,
+            ..Default::default()
+        },
+    );
+    let lines: Vec<Vec<u8>> = ops.iter().map(|o| o.line.clone()).collect();
+    let tmp = TempDir::new("init");
+    // What a seal killed inside create_repo leaves beside the repository:
+    // a half-made directory named after a process that no longer exists.
+    let dead = tmp.path().join(".repo.init-4000000000.tmp");
+    std::fs::create_dir(&dead).unwrap();
+    std::fs::write(dead.join(".plc_bundles.json.tmp"), b"{\"vers").unwrap();
+    let repo = tmp.join("repo");
+    let input: Vec<u8> = lines
+        .iter()
+        .flat_map(|l| [l.as_slice(), b"\n"].concat())
+        .collect();
+    let o = run("plc-seal", &["-q", "--repo", &repo], &input);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(!dead.exists(), "the dead creation was removed");
+    assert_archive(Path::new(&repo), &expected_bundles(&lines));
 }
