@@ -27,8 +27,9 @@ struct Args {
     /// Start at TIME (RFC 3339); operations at that exact millisecond are included.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     since: Option<time::Timestamp>,
-    /// Operations per request (the directory serves at most 1000).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    /// Operations per request (the directory serves at most 1000 whatever
+    /// is asked; a larger value is allowed and harmless).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     count: u64,
     /// Requests per minute; 0 = unlimited.
     #[arg(long, default_value_t = 90)]

@@ -636,7 +636,7 @@ fn bad_flags_exit_2_without_a_request() {
     let url = dir.url();
     for bad in [
         &["--count", "0"][..],
-        &["--count", "1001"],
+        &["--count", "ten"],
         &["--count", "-5"],
         &["--lag", "abc"],
         &["--since", "yesterday"],
@@ -672,5 +672,25 @@ fn empty_directory_exports_nothing() {
         assert_ok(&o);
         assert!(o.stdout.is_empty());
         assert_eq!(dir.requests(), 1);
+    }
+}
+
+#[test]
+fn a_count_above_the_server_cap_still_loses_nothing() {
+    // The directory caps pages at 1000 whatever is asked; with --count 5000
+    // no page is ever "full", and ties straddle every page boundary.
+    let ops = synth(4_500, 33);
+    let want = expected(&ops);
+    for inclusive in [false, true] {
+        let dir = FakeDirectory::start(
+            ops_from(&ops),
+            FakeOptions {
+                inclusive_after: inclusive,
+                ..Default::default()
+            },
+        );
+        let o = export(&dir.url(), &["--count", "5000"]);
+        assert_eq!(o.code, Some(0), "inclusive={inclusive}: {}", o.stderr);
+        assert_same_output(&o.stdout, &want, "count above the cap");
     }
 }
