@@ -190,8 +190,7 @@ fn export_pages(
         let after_ts = cur.after();
         let after = after_ts.map(Timestamp::format_millis);
         let was_inclusive = cur.inclusive;
-        let (lines, cutoff, body_len) =
-            fetch_page(dir, cfg, after.as_deref(), &mut pacer, &mut stats)?;
+        let (body, lines, cutoff) = fetch_page(dir, cfg, after.as_deref(), &mut pacer, &mut stats)?;
         if let Some(fault) = stats.last_fault.take() {
             progress.line(&format!(
                 "plc-export: a request failed ({fault}); it succeeded again"
@@ -201,7 +200,7 @@ fn export_pages(
         let mut new = 0u64;
         let mut held_back = false;
         let mut prev_in_page: Option<Timestamp> = None;
-        let mut page_out = Vec::with_capacity(body_len + lines.len());
+        let mut page_out = Vec::with_capacity(body.len() + 1);
         for (line_no, op) in lines.iter().enumerate() {
             if prev_in_page.is_some_and(|p| op.time < p) {
                 return Err(Error::Protocol(format!(
@@ -235,7 +234,7 @@ fn export_pages(
                 }
             }
             cur.seen.insert(op.cid.clone());
-            page_out.extend_from_slice(&op.bytes);
+            page_out.extend_from_slice(&body[op.start..op.end]);
             page_out.push(b'\n');
             new += 1;
         }
@@ -329,7 +328,7 @@ fn beyond_boundary(
     // once more, one millisecond later.
     for step in [0, 1] {
         let probe = Timestamp::from_millis(t.millis() + step).format_millis();
-        let (lines, _, _) = fetch_page(dir, cfg, Some(&probe), pacer, stats)?;
+        let (_, lines, _) = fetch_page(dir, cfg, Some(&probe), pacer, stats)?;
         let times: Vec<Timestamp> = lines.iter().map(|l| l.time).collect();
         if times.iter().any(|&x| x > t) {
             return Ok(true);
@@ -341,15 +340,16 @@ fn beyond_boundary(
     Ok(false)
 }
 
-/// Requests one page with retries; returns its lines (checked to be
-/// operations), the lag cutoff by the server's clock, and the body size.
+/// Requests one page with retries; returns its body, its lines (checked to
+/// be operations, as ranges of the body) and the lag cutoff by the server's
+/// clock.
 fn fetch_page(
     dir: &mut dyn Directory,
     cfg: &ExportConfig,
     after: Option<&str>,
     pacer: &mut Pacer,
     stats: &mut ExportStats,
-) -> Result<(Vec<PageLine>, Timestamp, usize)> {
+) -> Result<(Vec<u8>, Vec<PageLine>, Timestamp)> {
     let mut failures = 0u32;
     let mut last_bad: Option<Vec<u8>> = None;
     loop {
@@ -360,7 +360,7 @@ fn fetch_page(
                 let now = page.date.unwrap_or_else(Timestamp::now);
                 let cutoff = now.minus(cfg.lag);
                 match split_page(&page.body) {
-                    Ok(lines) => return Ok((lines, cutoff, page.body.len())),
+                    Ok(lines) => return Ok((page.body, lines, cutoff)),
                     Err((line_no, line, reason, is_last)) => {
                         let msg = format!(
                             "{}: line {line_no}: {reason}: {}",
@@ -414,6 +414,7 @@ fn split_page(body: &[u8]) -> std::result::Result<Vec<PageLine>, BadLine> {
     if body.is_empty() {
         return Ok(Vec::new());
     }
+    let base = body.as_ptr() as usize;
     let body = body.strip_suffix(b"\n").unwrap_or(body);
     let pieces: Vec<&[u8]> = crate::line::split_lines(body).collect();
     let n = pieces.len();
@@ -423,7 +424,8 @@ fn split_page(body: &[u8]) -> std::result::Result<Vec<PageLine>, BadLine> {
             Err(format!("line longer than {MAX_LINE} bytes"))
         } else {
             parse_op(line).map(|op| PageLine {
-                bytes: line.to_vec(),
+                start: line.as_ptr() as usize - base,
+                end: line.as_ptr() as usize - base + line.len(),
                 time: op.time,
                 cid: op.cid.into_owned(),
                 created_at: op.created_at.into_owned(),
@@ -437,9 +439,11 @@ fn split_page(body: &[u8]) -> std::result::Result<Vec<PageLine>, BadLine> {
     Ok(out)
 }
 
-/// One checked line of a page, parsed once.
+/// One checked line of a page, parsed once: where it is in the body and
+/// its key fields.
 struct PageLine {
-    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
     time: Timestamp,
     cid: String,
     created_at: String,
