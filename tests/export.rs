@@ -51,6 +51,17 @@ fn args_lag<'a>(url: &'a str, lag: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     a
 }
 
+/// The fake directory serving `ops`, with `after` inclusive or exclusive.
+fn directory(ops: Vec<Op>, inclusive: bool) -> FakeDirectory {
+    FakeDirectory::start(
+        ops,
+        FakeOptions {
+            inclusive_after: inclusive,
+            ..Default::default()
+        },
+    )
+}
+
 fn export(url: &str, extra: &[&str]) -> Output {
     run_export(&args(url, extra))
 }
@@ -163,13 +174,7 @@ fn output_is_exactly_the_served_lines_in_order() {
     let want = expected(&ops);
     for inclusive in [false, true] {
         for count in [None, Some("100")] {
-            let dir = FakeDirectory::start(
-                ops_from(&ops),
-                FakeOptions {
-                    inclusive_after: inclusive,
-                    ..Default::default()
-                },
-            );
+            let dir = directory(ops_from(&ops), inclusive);
             let url = dir.url();
             let extra: Vec<&str> = count.map(|c| vec!["--count", c]).unwrap_or_default();
             let o = export(&url, &extra);
@@ -208,13 +213,7 @@ fn since_starts_at_the_first_operation_of_its_millisecond() {
     let want = expected(&ops[first..]);
     for inclusive in [false, true] {
         for count in ["1000", "100"] {
-            let dir = FakeDirectory::start(
-                ops_from(&ops),
-                FakeOptions {
-                    inclusive_after: inclusive,
-                    ..Default::default()
-                },
-            );
+            let dir = directory(ops_from(&ops), inclusive);
             let url = dir.url();
             let o = export(&url, &["--since", &ops[mid].created_at, "--count", count]);
             assert_ok(&o);
@@ -234,13 +233,7 @@ fn repo_continues_after_the_archive_without_repeating_or_losing() {
     assert_eq!(ops[19_999].created_ms, ops[20_000].created_ms);
     let want = expected(&ops[20_000..]);
     for inclusive in [false, true] {
-        let dir = FakeDirectory::start(
-            ops_from(&ops),
-            FakeOptions {
-                inclusive_after: inclusive,
-                ..Default::default()
-            },
-        );
+        let dir = directory(ops_from(&ops), inclusive);
         let url = dir.url();
         let tmp = TempDir::new("export-repo");
         let repo = tmp.join("repo");
@@ -682,13 +675,7 @@ fn a_count_above_the_server_cap_still_loses_nothing() {
     let ops = synth(4_500, 33);
     let want = expected(&ops);
     for inclusive in [false, true] {
-        let dir = FakeDirectory::start(
-            ops_from(&ops),
-            FakeOptions {
-                inclusive_after: inclusive,
-                ..Default::default()
-            },
-        );
+        let dir = directory(ops_from(&ops), inclusive);
         let o = export(&dir.url(), &["--count", "5000"]);
         assert_eq!(o.code, Some(0), "inclusive={inclusive}: {}", o.stderr);
         assert_same_output(&o.stdout, &want, "count above the cap");

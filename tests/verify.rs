@@ -3,7 +3,7 @@
 //! out the way the Go and Python implementations write them pass.
 mod common;
 
-use common::other_impls::{go_time, joined, write_go_archive};
+use common::other_impls::{go_time, joined, write_go_archive, write_index};
 use common::run::*;
 use plcbundle::synth::{generate, SynthOp, SynthOptions};
 use serde_json::{json, Value};
@@ -315,34 +315,6 @@ fn a_missing_directory_or_index_cannot_be_verified() {
     );
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("--bogus"), "{}", out.stderr);
-}
-
-/// Writes an index naming `entries`, its totals summed from them.
-fn write_index(dir: &Path, entries: Vec<Value>, with_uncompressed_total: bool) {
-    let total: u64 = entries
-        .iter()
-        .map(|e| e["compressed_size"].as_u64().unwrap())
-        .sum();
-    let total_u: u64 = entries
-        .iter()
-        .map(|e| e["uncompressed_size"].as_u64().unwrap())
-        .sum();
-    let mut idx = json!({
-        "version": "1.0",
-        "origin": "https://plc.directory",
-        "last_bundle": entries.len(),
-        "updated_at": "2026-11-24T10:00:00.123456789Z",
-        "total_size_bytes": total,
-        "bundles": entries,
-    });
-    if with_uncompressed_total {
-        idx["total_uncompressed_size_bytes"] = json!(total_u);
-    }
-    std::fs::write(
-        dir.join("plc_bundles.json"),
-        serde_json::to_vec_pretty(&idx).unwrap(),
-    )
-    .unwrap();
 }
 
 #[test]

@@ -78,6 +78,14 @@ pub fn write_go_archive(dir: &Path, ops: &[SynthOp]) -> Vec<ExpectedBundle> {
         }
         entries.push(e);
     }
+    write_index(dir, entries, true);
+    want
+}
+
+/// Writes an index naming `entries` (origin https://plc.directory), its
+/// totals summed from them; `total_uncompressed_size_bytes` only when asked
+/// (the Python reference leaves it out).
+pub fn write_index(dir: &Path, entries: Vec<Value>, with_uncompressed_total: bool) {
     let total: u64 = entries
         .iter()
         .map(|e| e["compressed_size"].as_u64().unwrap())
@@ -86,19 +94,20 @@ pub fn write_go_archive(dir: &Path, ops: &[SynthOp]) -> Vec<ExpectedBundle> {
         .iter()
         .map(|e| e["uncompressed_size"].as_u64().unwrap())
         .sum();
-    let idx = json!({
+    let mut idx = json!({
         "version": "1.0",
         "origin": "https://plc.directory",
         "last_bundle": entries.len(),
         "updated_at": "2026-11-24T10:00:00.123456789Z",
         "total_size_bytes": total,
-        "total_uncompressed_size_bytes": total_u,
         "bundles": entries,
     });
+    if with_uncompressed_total {
+        idx["total_uncompressed_size_bytes"] = json!(total_u);
+    }
     std::fs::write(
         dir.join("plc_bundles.json"),
         serde_json::to_vec_pretty(&idx).unwrap(),
     )
     .unwrap();
-    want
 }
