@@ -55,11 +55,36 @@ pub fn decompress(file: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// [`decompress`] into `out` (replacing what it held), reusing its
 /// allocation.
+///
+/// When every frame states its content size (ours do; skippable frames
+/// count as empty), the frames are decoded straight into `out` in one
+/// call. Otherwise (frames without a size, as some writers make them) they
+/// go through the streaming decoder, which decodes into its own window and
+/// copies out.
 pub fn decompress_into(file: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
     out.clear();
+    if let Some(size) = stated_size(file) {
+        out.reserve(size);
+        zstd::bulk::Decompressor::new()?.decompress_to_buffer(file, out)?;
+        return Ok(());
+    }
     out.reserve(content_size_hint(file));
     zstd::stream::read::Decoder::with_buffer(file)?.read_to_end(out)?;
     Ok(())
+}
+
+/// The total content size the frame headers in `file` state, when every
+/// frame states one and the total is plausible for a bundle (a forged
+/// header cannot make us allocate more than 64 MiB).
+fn stated_size(file: &[u8]) -> Option<usize> {
+    use zstd::zstd_safe::{find_frame_compressed_size, get_frame_content_size};
+    let (mut pos, mut total) = (0usize, 0u64);
+    while pos < file.len() {
+        let rest = &file[pos..];
+        total += get_frame_content_size(rest).ok()??;
+        pos += find_frame_compressed_size(rest).ok()?;
+    }
+    usize::try_from(total).ok().filter(|&n| n <= 64 << 20)
 }
 
 /// Like [`decompress_into`], and also returns the lowercase hex SHA-256 of
