@@ -175,18 +175,10 @@ impl Chunk {
     }
 }
 
-/// The number of distinct strings among `text` cut at `ends`, by sorting
-/// (no hashing, no allocation per string).
+/// The number of distinct strings among `text` cut at `ends`.
 fn count_distinct(text: &str, ends: &[usize]) -> u64 {
-    let mut all: Vec<&str> = Vec::with_capacity(ends.len());
-    let mut start = 0;
-    for &end in ends {
-        all.push(&text[start..end]);
-        start = end;
-    }
-    all.sort_unstable();
-    all.dedup();
-    all.len() as u64
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    crate::index::count_distinct(starts.zip(ends).map(|(s, &e)| &text[s..e]))
 }
 
 /// Seals every whole chunk of `input` into `cfg.repo`, logging one line per
