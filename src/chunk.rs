@@ -6,8 +6,8 @@
 //! durable store, and the next run fetches those operations again.
 
 use crate::error::{Error, IoContext, Result};
-use crate::line::{next_op, Lines, Sequencer};
-use std::io::{BufRead, Write};
+use crate::line::{op_at, LineReader, Sequencer};
+use std::io::{Read, Write};
 
 /// Counts from one run.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -20,31 +20,33 @@ pub struct ChunkStats {
 
 /// Copies whole chunks of `size` lines from `input` to `out`. Lines are
 /// checked (shape and order); a bad line stops the run before anything of
-/// its chunk is written.
-pub fn chunk(input: impl BufRead, mut out: impl Write, size: usize) -> Result<ChunkStats> {
+/// its chunk is written. A chunk is written in one piece straight from the
+/// input buffer, which holds it until it is complete.
+pub fn chunk(input: impl Read, mut out: impl Write, size: usize) -> Result<ChunkStats> {
     assert!(size > 0, "chunk size must be positive");
-    let mut lines = Lines::new(input);
+    let mut reader = LineReader::new(input);
     let mut seq = Sequencer::default();
-    let mut buf: Vec<u8> = Vec::with_capacity(8 << 20);
     let mut held = 0usize;
     let mut stats = ChunkStats::default();
     loop {
-        let n = lines.line_no() + 1;
-        let Some((line, op)) = next_op(&mut lines)? else {
-            break;
-        };
-        if let Err(reason) = seq.observe(&op) {
-            return Err(Error::input(n, reason));
+        while let Some(line) = reader.next_buffered()? {
+            let op = op_at(&reader, line)?;
+            if let Err(reason) = seq.observe(&op) {
+                return Err(Error::input(reader.line_no(), reason));
+            }
+            held += 1;
+            if held == size {
+                let end = reader.pos();
+                out.write_all(&reader.buffer()[reader.kept()..end])
+                    .ctx(|| "writing output")?;
+                out.flush().ctx(|| "writing output")?;
+                reader.release(end);
+                held = 0;
+                stats.chunks += 1;
+            }
         }
-        buf.extend_from_slice(line);
-        buf.push(b'\n');
-        held += 1;
-        if held == size {
-            out.write_all(&buf).ctx(|| "writing output")?;
-            out.flush().ctx(|| "writing output")?;
-            buf.clear();
-            held = 0;
-            stats.chunks += 1;
+        if !reader.fill()? {
+            break;
         }
     }
     stats.held_back = held as u64;

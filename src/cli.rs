@@ -6,7 +6,7 @@
 //! touches the process.
 
 use crate::error::{Error, EXIT_OK};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 /// Runs `body`, prints `tool: message` for an error, and maps it to the
@@ -63,13 +63,14 @@ pub fn generate_docs(mut cmd: clap::Command) -> Option<ExitCode> {
     })
 }
 
-/// Opens `path` for reading, `-` meaning standard input.
-pub fn open_input(path: &str) -> Result<Box<dyn BufRead>, Error> {
+/// Opens `path` for reading, `-` meaning standard input. Unbuffered: the
+/// tools read in large pieces into their own buffers.
+pub fn open_input(path: &str) -> Result<Box<dyn Read>, Error> {
     if path == "-" {
-        Ok(Box::new(BufReader::with_capacity(1 << 16, io::stdin())))
+        Ok(Box::new(io::stdin().lock()))
     } else {
         let f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {path}"), e))?;
-        Ok(Box::new(BufReader::with_capacity(1 << 16, f)) as Box<dyn BufRead>)
+        Ok(Box::new(f))
     }
 }
 

@@ -7,9 +7,9 @@
 //! bounded by the largest tie group, not by the input.
 
 use crate::error::{Error, IoContext, Result};
-use crate::line::{next_op, Lines, Seen, Sequencer};
+use crate::line::{op_at, LineReader, Seen, Sequencer};
 use crate::repo::Tail;
-use std::io::{BufRead, Write};
+use std::io::{Read, Write};
 
 /// Counts from one run.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -25,29 +25,53 @@ pub struct DedupStats {
 /// Copies `input` to `out` without repeats. With `seed`, operations the
 /// archive already holds at its last millisecond are dropped too, and an
 /// operation older than the archive's end is an error.
-pub fn dedup(input: impl BufRead, mut out: impl Write, seed: Option<&Tail>) -> Result<DedupStats> {
+///
+/// The lines kept are written as runs straight from the input buffer, and
+/// what was read is written and flushed before the next read, so nothing
+/// waits in this process for more input (a `--follow` pipeline sees each
+/// page at once). Lines before a bad line are passed on; nothing after it.
+pub fn dedup(input: impl Read, mut out: impl Write, seed: Option<&Tail>) -> Result<DedupStats> {
     let mut seq = match seed {
         Some(t) => Sequencer::seeded(&t.end_time, t.time, t.cids.iter().cloned()),
         None => Sequencer::default(),
     };
-    let mut lines = Lines::new(input);
+    let mut reader = LineReader::new(input);
     let mut stats = DedupStats::default();
     loop {
-        let n = lines.line_no() + 1;
-        let Some((line, op)) = next_op(&mut lines)? else {
-            break;
-        };
-        stats.read += 1;
-        match seq.observe(&op) {
-            Ok(Seen::New) => {
-                out.write_all(line).ctx(|| "writing output")?;
-                out.write_all(b"\n").ctx(|| "writing output")?;
-                stats.written += 1;
+        // `run` starts the lines kept but not yet written.
+        let mut run = reader.kept();
+        let mut failed = None;
+        while let Some(line) = reader.next_buffered()? {
+            stats.read += 1;
+            let seen = op_at(&reader, line.clone()).and_then(|op| {
+                seq.observe(&op)
+                    .map_err(|r| Error::input(reader.line_no(), r))
+            });
+            match seen {
+                Ok(Seen::New) => stats.written += 1,
+                Ok(Seen::Duplicate) => {
+                    stats.dropped += 1;
+                    out.write_all(&reader.buffer()[run..line.start])
+                        .ctx(|| "writing output")?;
+                    run = reader.pos();
+                }
+                Err(e) => {
+                    failed = Some((e, line.start));
+                    break;
+                }
             }
-            Ok(Seen::Duplicate) => stats.dropped += 1,
-            Err(reason) => return Err(Error::input(n, reason)),
+        }
+        let run_end = failed.as_ref().map_or(reader.pos(), |(_, at)| *at);
+        out.write_all(&reader.buffer()[run..run_end])
+            .ctx(|| "writing output")?;
+        out.flush().ctx(|| "writing output")?;
+        if let Some((e, _)) = failed {
+            return Err(e);
+        }
+        let done = reader.pos();
+        reader.release(done);
+        if !reader.fill()? {
+            return Ok(stats);
         }
     }
-    out.flush().ctx(|| "writing output")?;
-    Ok(stats)
 }

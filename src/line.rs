@@ -10,88 +10,193 @@ use crate::error::{Error, Result};
 use crate::time::Timestamp;
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::io::BufRead;
+use std::io::Read;
 
 /// The longest line accepted, in bytes. Real operations are a few KB; a
 /// line this long is a broken stream, not an operation, and reading it is
 /// stopped before it can grow memory without bound.
 pub const MAX_LINE: usize = 1 << 20;
 
+/// How much input one read asks for.
+const READ_SIZE: usize = 256 << 10;
+
 /// Reads `\n`-terminated lines with a length cap, counting them from 1.
-pub struct Lines<R> {
+///
+/// Input is read in large pieces straight into one buffer, and complete
+/// lines are handed out as positions in it, so a tool checks each line
+/// where it lies and passes on whole runs of lines (a dedup block, a
+/// chunk) with one write, copying nothing line by line. The caller says
+/// which bytes it still needs with [`LineReader::release`] (or takes them
+/// with [`LineReader::split_off`]); the rest is reused.
+///
+/// Positions stay valid until the next [`LineReader::fill`] or
+/// [`LineReader::split_off`], which move the bytes still needed to the
+/// front: [`LineReader::kept`] is then where they start.
+pub struct LineReader<R> {
     inner: R,
+    /// Initialized bytes; input is in `start..end`.
     buf: Vec<u8>,
+    /// The first byte the caller still needs.
+    start: usize,
+    /// Where the next line starts.
+    pos: usize,
+    /// `buf[pos..scanned]` holds no `\n`.
+    scanned: usize,
+    end: usize,
     line_no: u64,
     max_len: usize,
 }
 
-impl<R: BufRead> Lines<R> {
+impl<R: Read> LineReader<R> {
     /// Wraps a reader; lines longer than [`MAX_LINE`] are refused.
-    pub fn new(inner: R) -> Lines<R> {
-        Lines::with_max(inner, MAX_LINE)
+    pub fn new(inner: R) -> LineReader<R> {
+        LineReader::with_max(inner, MAX_LINE)
     }
 
     /// Wraps a reader with a custom line-length cap.
-    pub fn with_max(inner: R, max_len: usize) -> Lines<R> {
-        Lines {
+    pub fn with_max(inner: R, max_len: usize) -> LineReader<R> {
+        LineReader {
             inner,
-            buf: Vec::with_capacity(4096),
+            buf: Vec::new(),
+            start: 0,
+            pos: 0,
+            scanned: 0,
+            end: 0,
             line_no: 0,
             max_len,
         }
     }
 
-    /// The 1-based number of the line last returned (0 before the first).
+    /// The 1-based number of the line last handed out (0 before the first).
     pub fn line_no(&self) -> u64 {
         self.line_no
     }
 
-    /// The next line without its `\n`, or `None` at the end of input.
-    ///
-    /// Input that ends without a final `\n` is an error: every writer in
-    /// this toolkit ends each line, so a missing one means a cut stream.
-    pub fn next_line(&mut self) -> Result<Option<&[u8]>> {
-        self.buf.clear();
-        loop {
-            let avail = match self.inner.fill_buf() {
-                Ok(a) => a,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("reading input", e)),
-            };
-            if avail.is_empty() {
-                if self.buf.is_empty() {
-                    return Ok(None);
-                }
+    /// The bytes read so far that are still held; positions index into it.
+    pub fn buffer(&self) -> &[u8] {
+        &self.buf[..self.end]
+    }
+
+    /// Where the bytes the caller still needs start (see
+    /// [`LineReader::release`]).
+    pub fn kept(&self) -> usize {
+        self.start
+    }
+
+    /// Where the next line starts: the end (past its `\n`) of the line
+    /// last handed out.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The next complete line already read, as its position in
+    /// [`LineReader::buffer`] without the `\n`; `None` when the buffer
+    /// holds no further complete line (call [`LineReader::fill`]).
+    pub fn next_buffered(&mut self) -> Result<Option<std::ops::Range<usize>>> {
+        match memchr(b'\n', &self.buf[self.scanned..self.end]) {
+            Some(i) => {
+                let nl = self.scanned + i;
+                let line = self.pos..nl;
                 self.line_no += 1;
-                return Err(Error::input(
-                    self.line_no,
-                    "no newline at end of input (the stream was cut off)",
-                ));
+                if line.len() > self.max_len {
+                    return Err(self.too_long());
+                }
+                self.pos = nl + 1;
+                self.scanned = self.pos;
+                Ok(Some(line))
             }
-            match memchr(b'\n', avail) {
-                Some(i) => {
-                    let fits = self.buf.len() + i <= self.max_len;
-                    if fits {
-                        self.buf.extend_from_slice(&avail[..i]);
-                    }
-                    self.inner.consume(i + 1);
+            None => {
+                self.scanned = self.end;
+                if self.end - self.pos > self.max_len {
                     self.line_no += 1;
-                    if !fits {
-                        return Err(self.too_long());
-                    }
-                    return Ok(Some(&self.buf));
+                    return Err(self.too_long());
                 }
-                None => {
-                    let n = avail.len();
-                    if self.buf.len() + n > self.max_len {
-                        self.line_no += 1;
-                        return Err(self.too_long());
-                    }
-                    self.buf.extend_from_slice(avail);
-                    self.inner.consume(n);
-                }
+                Ok(None)
             }
         }
+    }
+
+    /// Reads more input (one read). `Ok(false)` at the end of input;
+    /// input that ends inside a line is an error: every writer in this
+    /// toolkit ends each line, so a missing `\n` means a cut stream.
+    pub fn fill(&mut self) -> Result<bool> {
+        if self.buf.len() - self.end < READ_SIZE {
+            self.make_room();
+        }
+        // At most READ_SIZE at a time, even into a large buffer, so that
+        // the lines are checked while they are still in cache.
+        let limit = self.buf.len().min(self.end + READ_SIZE);
+        loop {
+            match self.inner.read(&mut self.buf[self.end..limit]) {
+                Ok(0) if self.pos < self.end => {
+                    return Err(Error::input(
+                        self.line_no + 1,
+                        "no newline at end of input (the stream was cut off)",
+                    ))
+                }
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("reading input", e)),
+            }
+        }
+    }
+
+    /// Moves the bytes still needed to the front when that frees more
+    /// than it copies, and grows the buffer when that is not enough.
+    fn make_room(&mut self) {
+        let kept = self.end - self.start;
+        if self.start > 0 && kept <= self.start {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.shift(self.start);
+        }
+        if self.buf.len() - self.end < READ_SIZE {
+            let len = (self.buf.len() * 2).max(self.end + READ_SIZE);
+            self.buf.resize(len, 0);
+        }
+    }
+
+    fn shift(&mut self, by: usize) {
+        self.start -= by;
+        self.pos -= by;
+        self.scanned -= by;
+        self.end -= by;
+    }
+
+    /// The caller no longer needs the bytes before `at` (at most
+    /// [`LineReader::pos`]).
+    pub fn release(&mut self, at: usize) {
+        assert!(
+            self.start <= at && at <= self.pos,
+            "release within what was handed out"
+        );
+        self.start = at;
+    }
+
+    /// Hands over the buffer, of which the caller keeps the bytes before
+    /// `at` (at most [`LineReader::pos`]; the returned vector is cut
+    /// there), and goes on reading in `fresh`, into which the bytes from
+    /// `at` on are moved. A recycled `fresh` is zeroed only where it is
+    /// shorter than the buffer it replaces.
+    pub fn split_off(&mut self, at: usize, mut fresh: Vec<u8>) -> Vec<u8> {
+        assert!(
+            self.start <= at && at <= self.pos,
+            "split within what was handed out"
+        );
+        let rest = self.end - at;
+        let len = self.buf.len().max(rest + READ_SIZE);
+        if fresh.len() < len {
+            fresh.resize(len, 0);
+        }
+        fresh[..rest].copy_from_slice(&self.buf[at..self.end]);
+        let mut old = std::mem::replace(&mut self.buf, fresh);
+        old.truncate(at);
+        self.start = at;
+        self.shift(at);
+        old
     }
 
     fn too_long(&self) -> Error {
@@ -614,16 +719,10 @@ impl Sequencer {
     }
 }
 
-/// Reads the next line and checks it is an operation; errors name the line.
-pub fn next_op<R: BufRead>(lines: &mut Lines<R>) -> Result<Option<(&[u8], Op<'_>)>> {
-    let n = lines.line_no() + 1;
-    match lines.next_line()? {
-        None => Ok(None),
-        Some(line) => match parse_op(line) {
-            Ok(op) => Ok(Some((line, op))),
-            Err(reason) => Err(Error::input(n, reason)),
-        },
-    }
+/// Checks the line at `range` of `reader`'s buffer, the line last handed
+/// out; the error names it.
+pub fn op_at<R: Read>(reader: &LineReader<R>, range: std::ops::Range<usize>) -> Result<Op<'_>> {
+    parse_op(&reader.buffer()[range]).map_err(|reason| Error::input(reader.line_no(), reason))
 }
 
 #[cfg(test)]
@@ -631,12 +730,20 @@ mod tests {
     use super::*;
 
     fn lines(input: &[u8], max: usize) -> Vec<std::result::Result<Vec<u8>, String>> {
-        let mut l = Lines::with_max(input, max);
+        let mut l = LineReader::with_max(input, max);
         let mut out = Vec::new();
+        let mut step = |out: &mut Vec<_>| -> Result<bool> {
+            while let Some(r) = l.next_buffered()? {
+                out.push(Ok(l.buffer()[r].to_vec()));
+            }
+            let at = l.pos();
+            l.release(at);
+            l.fill()
+        };
         loop {
-            match l.next_line() {
-                Ok(Some(x)) => out.push(Ok(x.to_vec())),
-                Ok(None) => break,
+            match step(&mut out) {
+                Ok(true) => {}
+                Ok(false) => break,
                 Err(e) => {
                     out.push(Err(e.to_string()));
                     break;
@@ -644,6 +751,126 @@ mod tests {
             }
         }
         out
+    }
+
+    /// A reader that hands out a few bytes per read, in a repeating
+    /// pattern of sizes, so lines straddle reads at every offset.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        sizes: &'a [usize],
+        n: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let k = self.sizes[self.n % self.sizes.len()]
+                .min(buf.len())
+                .min(self.data.len());
+            self.n += 1;
+            buf[..k].copy_from_slice(&self.data[..k]);
+            self.data = &self.data[k..];
+            Ok(k)
+        }
+    }
+
+    #[test]
+    fn lines_cut_across_reads_come_out_whole_and_in_order() {
+        // Lines of many lengths, some longer than one read, read a few
+        // bytes at a time and in large reads; releasing after every line
+        // or only every 7 lines (so the buffer both compacts and grows).
+        let text: Vec<u8> = (0..2000)
+            .flat_map(|i: usize| {
+                let mut l = format!("{i}:").into_bytes();
+                l.resize(3 + (i * 7919) % 700, b'a' + (i % 26) as u8);
+                l.push(b'\n');
+                l
+            })
+            .collect();
+        let want: Vec<&[u8]> = text[..text.len() - 1].split(|&b| b == b'\n').collect();
+        for sizes in [&[1usize, 2, 3, 5, 8][..], &[4096, 1], &[300 << 10]] {
+            for every in [1, 7] {
+                let mut r = LineReader::with_max(
+                    Trickle {
+                        data: &text,
+                        sizes,
+                        n: 0,
+                    },
+                    1000,
+                );
+                let mut got: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    while let Some(l) = r.next_buffered().unwrap() {
+                        got.push(r.buffer()[l].to_vec());
+                        assert_eq!(r.line_no() as usize, got.len());
+                        if got.len().is_multiple_of(every) {
+                            let at = r.pos();
+                            r.release(at);
+                        }
+                    }
+                    if !r.fill().unwrap() {
+                        break;
+                    }
+                }
+                assert!(
+                    got.iter().map(Vec::as_slice).eq(want.iter().copied()),
+                    "{sizes:?} {every}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn split_off_hands_over_what_was_read_and_keeps_the_rest() {
+        let text = b"one\ntwo\nthree\nfour\nfi";
+        let mut r = LineReader::with_max(
+            Trickle {
+                data: text,
+                sizes: &[64],
+                n: 0,
+            },
+            100,
+        );
+        assert!(r.fill().unwrap());
+        r.next_buffered().unwrap().unwrap();
+        r.next_buffered().unwrap().unwrap();
+        let at = r.pos();
+        let taken = r.split_off(at, vec![7u8; 3]);
+        assert_eq!(taken, b"one\ntwo\n");
+        let l = r.next_buffered().unwrap().unwrap();
+        assert_eq!(&r.buffer()[l], b"three");
+        assert_eq!(r.line_no(), 3);
+        let l = r.next_buffered().unwrap().unwrap();
+        assert_eq!(&r.buffer()[l], b"four");
+        assert!(r.next_buffered().unwrap().is_none());
+        let err = r.fill().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "line 5: no newline at end of input (the stream was cut off)"
+        );
+    }
+
+    #[test]
+    fn a_line_too_long_is_refused_before_it_is_all_read() {
+        // 10 MB without a newline, a few KB at a time: refused once the
+        // partial line passes the cap, not at the end.
+        let big = vec![b'x'; 10 << 20];
+        let mut r = LineReader::with_max(
+            Trickle {
+                data: &big,
+                sizes: &[4096],
+                n: 0,
+            },
+            100_000,
+        );
+        let err = loop {
+            match r.next_buffered() {
+                Err(e) => break e,
+                Ok(Some(_)) => panic!("no line ends"),
+                Ok(None) => assert!(r.fill().unwrap(), "refused before the end"),
+            }
+        };
+        assert_eq!(err.to_string(), "line 1: line longer than 100000 bytes");
+        assert!(r.buffer().len() < 1 << 20);
     }
 
     #[test]

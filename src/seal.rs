@@ -17,10 +17,10 @@ use crate::index::{
     bundle_file_name, chain_hash, parse_bundle_file_name, same_origin, sha256_hex, BundleEntry,
     Index, BUNDLE_SIZE,
 };
-use crate::line::{next_op, Lines, Seen, Sequencer};
+use crate::line::{op_at, LineReader, Seen, Sequencer};
 use crate::repo::{self, RepoLock};
 use crate::time::Timestamp;
-use std::io::{BufRead, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
@@ -100,6 +100,8 @@ impl<T> Pool<T> {
 
 /// The buffers a chunk is built in.
 struct ChunkBufs {
+    /// The chunk's lines, each ending in `\n` (read in place by the
+    /// reader, which hands this buffer over when the chunk is complete).
     content: Vec<u8>,
     /// The DIDs of the operations, concatenated; `did_ends` splits them.
     did_text: String,
@@ -109,13 +111,15 @@ struct ChunkBufs {
 impl ChunkBufs {
     fn new() -> ChunkBufs {
         ChunkBufs {
-            content: Vec::with_capacity(8 << 20),
+            content: Vec::new(),
             did_text: String::with_capacity(BUNDLE_SIZE * 32),
             did_ends: Vec::with_capacity(BUNDLE_SIZE),
         }
     }
+    /// Readies the buffers for the next chunk. The content keeps its
+    /// length: the reader overwrites it, and zeroing it again would cost
+    /// as much as the copy the in-place reading saves.
     fn clear(&mut self) {
-        self.content.clear();
         self.did_text.clear();
         self.did_ends.clear();
     }
@@ -184,7 +188,7 @@ fn count_distinct(text: &str, ends: &[usize]) -> u64 {
 /// Seals every whole chunk of `input` into `cfg.repo`, logging one line per
 /// bundle to `log`.
 pub fn seal(
-    input: impl BufRead,
+    input: impl Read,
     cfg: &SealConfig,
     log: &mut (dyn Write + Send),
 ) -> Result<SealReport> {
@@ -300,62 +304,74 @@ fn check_no_stray_bundles(dir: &Path, last_bundle: u64) -> Result<()> {
     Ok(())
 }
 
+/// Checks every line and cuts chunks. A chunk's content is read straight
+/// into the buffer that goes to the worker: when it is complete, the
+/// reader hands that buffer over and goes on in a recycled one.
 fn read_chunks(
-    input: impl BufRead,
+    input: impl Read,
     seq: &mut Sequencer,
     tx: &mpsc::SyncSender<Chunk>,
     pool: &Pool<ChunkBufs>,
 ) -> Result<()> {
-    let mut lines = Lines::new(input);
+    let mut reader = LineReader::new(input);
     let mut bufs = ChunkBufs::new();
     let mut ops = 0u64;
     let mut chunks = 0u64;
     let mut start_time = String::new();
     loop {
-        let n = lines.line_no() + 1;
-        let Some((line, op)) = next_op(&mut lines)? else {
+        while let Some(line) = reader.next_buffered()? {
+            let n = reader.line_no();
+            let op = op_at(&reader, line)?;
+            match seq.observe(&op) {
+                Ok(Seen::New) => {}
+                Ok(Seen::Duplicate) => {
+                    return Err(Error::input(
+                        n,
+                        format!(
+                        "operation {} at {} was already sealed or appears twice (run plc-dedup first)",
+                        op.cid, op.created_at
+                    ),
+                    ))
+                }
+                Err(reason) => return Err(Error::input(n, reason)),
+            }
+            if ops == 0 {
+                start_time = op.created_at.to_string();
+            }
+            bufs.did_text.push_str(&op.did);
+            bufs.did_ends.push(bufs.did_text.len());
+            ops += 1;
+            if ops as usize == BUNDLE_SIZE {
+                let end_time = op.created_at.to_string();
+                // The recycled buffers take over: their content buffer for
+                // the reader, their (cleared) DID list for the next chunk.
+                let mut next = pool.get().unwrap_or_else(ChunkBufs::new);
+                let at = reader.pos();
+                let content = reader.split_off(at, std::mem::take(&mut next.content));
+                std::mem::swap(&mut next, &mut bufs);
+                next.content = content;
+                let chunk = Chunk {
+                    seq: chunks,
+                    bufs: next,
+                    ops,
+                    start_time: std::mem::take(&mut start_time),
+                    end_time,
+                };
+                chunks += 1;
+                ops = 0;
+                if tx.send(chunk).is_err() {
+                    // The committer stopped; its error is reported by the caller.
+                    return Ok(());
+                }
+            }
+        }
+        if !reader.fill()? {
             break;
-        };
-        match seq.observe(&op) {
-            Ok(Seen::New) => {}
-            Ok(Seen::Duplicate) => {
-                return Err(Error::input(
-                    n,
-                    format!(
-                    "operation {} at {} was already sealed or appears twice (run plc-dedup first)",
-                    op.cid, op.created_at
-                ),
-                ))
-            }
-            Err(reason) => return Err(Error::input(n, reason)),
-        }
-        if ops == 0 {
-            start_time = op.created_at.to_string();
-        }
-        bufs.did_text.push_str(&op.did);
-        bufs.did_ends.push(bufs.did_text.len());
-        bufs.content.extend_from_slice(line);
-        bufs.content.push(b'\n');
-        ops += 1;
-        if ops as usize == BUNDLE_SIZE {
-            let chunk = Chunk {
-                seq: chunks,
-                bufs: std::mem::replace(&mut bufs, pool.get().unwrap_or_else(ChunkBufs::new)),
-                ops,
-                start_time: std::mem::take(&mut start_time),
-                end_time: op.created_at.to_string(),
-            };
-            chunks += 1;
-            ops = 0;
-            if tx.send(chunk).is_err() {
-                // The committer stopped; its error is reported by the caller.
-                return Ok(());
-            }
         }
     }
     if ops > 0 {
         return Err(Error::input(
-            lines.line_no(),
+            reader.line_no(),
             format!(
                 "input ends inside a bundle ({ops} of {BUNDLE_SIZE} operations); nothing of it was sealed"
             ),

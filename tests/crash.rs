@@ -287,13 +287,7 @@ fn chunk_is_quiet_when_its_reader_goes_away() {
         .iter()
         .flat_map(|o| [o.line.as_slice(), b"\n"].concat())
         .collect();
-    let mut child = Command::new(bin("plc-chunk"))
-        .args(["--size", "100"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped("plc-chunk", &["--size", "100"]);
     let mut stdin = child.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
         use std::io::Write;

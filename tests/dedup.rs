@@ -393,12 +393,7 @@ fn a_full_disk_is_an_error_with_a_message_not_a_panic() {
 fn a_reader_closing_stdout_early_ends_it_quietly() {
     let input = joined_ops(&ops(20_000, 7));
     let first_line_len = input.iter().position(|&b| b == b'\n').unwrap() + 1;
-    let mut child = Command::new(bin("plc-dedup"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped("plc-dedup", &[]);
     let mut sin = child.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
         let _ = sin.write_all(&input);
@@ -413,4 +408,39 @@ fn a_reader_closing_stdout_early_ends_it_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(stderr, "", "a closed pipe is not worth a message");
+}
+
+#[test]
+fn lines_come_out_as_they_arrive_not_at_the_end_of_input() {
+    // A --follow pipeline keeps plc-dedup's stdin open between pages: what
+    // it has read must reach its stdout without waiting for more input.
+    let mut child = spawn_piped("plc-dedup", &[]);
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let page = [
+        op_line("did:plc:a", "bafy1", "2024-01-01T00:00:00.000Z"),
+        op_line("did:plc:b", "bafy2", "2024-01-01T00:00:00.001Z"),
+        op_line("did:plc:c", "bafy3", "2024-01-01T00:00:00.002Z"),
+    ];
+    stdin
+        .write_all(&joined(page.iter().map(Vec::as_slice)))
+        .unwrap();
+    stdin.flush().unwrap();
+    for want in &page {
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a line read is passed on while stdin stays open");
+        assert_eq!(got.as_bytes(), want.as_slice());
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
 }

@@ -98,6 +98,17 @@ pub fn wait_all(children: Vec<Child>) -> Vec<Output> {
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
+/// Starts one tool with stdin, stdout and stderr all piped to the test.
+pub fn spawn_piped(name: &str, args: &[&str]) -> Child {
+    Command::new(bin(name))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"))
+}
+
 /// Starts `stages` chained by pipes and returns the running children.
 pub fn spawn_pipeline(stages: &[(&str, Vec<String>)]) -> Vec<Child> {
     let mut children: Vec<Child> = Vec::new();
