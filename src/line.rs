@@ -179,15 +179,17 @@ impl<R: Read> LineReader<R> {
     /// Hands over the buffer, of which the caller keeps the bytes before
     /// `at` (at most [`LineReader::pos`]; the returned vector is cut
     /// there), and goes on reading in `fresh`, into which the bytes from
-    /// `at` on are moved. A recycled `fresh` is zeroed only where it is
-    /// shorter than the buffer it replaces.
+    /// `at` on are moved. `fresh` is made as long as the part taken plus
+    /// one read; a recycled one is zeroed only where it is shorter.
     pub fn split_off(&mut self, at: usize, mut fresh: Vec<u8>) -> Vec<u8> {
         assert!(
             self.start <= at && at <= self.pos,
             "split within what was handed out"
         );
         let rest = self.end - at;
-        let len = self.buf.len().max(rest + READ_SIZE);
+        // Room for as much as was taken, and one more read: the next chunk
+        // is about as long, so it fits without growing.
+        let len = at.max(rest) + READ_SIZE;
         if fresh.len() < len {
             fresh.resize(len, 0);
         }
