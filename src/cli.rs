@@ -67,6 +67,7 @@ pub fn generate_docs(mut cmd: clap::Command) -> Option<ExitCode> {
 /// tools read in large pieces into their own buffers.
 pub fn open_input(path: &str) -> Result<Box<dyn Read>, Error> {
     if path == "-" {
+        widen_pipe(0);
         Ok(Box::new(io::stdin().lock()))
     } else {
         let f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {path}"), e))?;
@@ -77,7 +78,20 @@ pub fn open_input(path: &str) -> Result<Box<dyn Read>, Error> {
 /// Standard output, buffered. Callers flush it and pass the error up. (Not
 /// a `StdoutLock`, so that a writer thread can own it.)
 pub fn stdout() -> io::BufWriter<io::Stdout> {
+    widen_pipe(1);
     io::BufWriter::with_capacity(1 << 16, io::stdout())
+}
+
+/// Asks for a 1 MiB pipe buffer on `fd` when it is a pipe (the default is
+/// 64 KB). Fewer, longer turns for each stage of a pipeline mean fewer
+/// switches between them on a core. Only a hint: refused or not a pipe,
+/// nothing changes.
+pub fn widen_pipe(fd: i32) {
+    // SAFETY: F_SETPIPE_SZ takes an int argument and fails harmlessly on a
+    // descriptor that is not a pipe.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
+    }
 }
 
 /// A writer that discards everything once its reader has closed the pipe.
