@@ -154,7 +154,10 @@ impl<R: Read> LineReader<R> {
             self.shift(self.start);
         }
         if self.buf.len() - self.end < READ_SIZE {
-            let len = (self.buf.len() * 2).max(self.end + READ_SIZE);
+            // By a quarter, not double: a chunk's buffer that just misses
+            // would otherwise take twice a chunk's memory. (Large buffers
+            // are moved by the allocator without copying.)
+            let len = (self.buf.len() + self.buf.len() / 4).max(self.end + READ_SIZE);
             self.buf.resize(len, 0);
         }
     }
@@ -187,9 +190,10 @@ impl<R: Read> LineReader<R> {
             "split within what was handed out"
         );
         let rest = self.end - at;
-        // Room for as much as was taken, and one more read: the next chunk
-        // is about as long, so it fits without growing.
-        let len = at.max(rest) + READ_SIZE;
+        // Room for as much as was taken, a sixteenth more, and one more
+        // read: the next chunk is about as long, so it fits without
+        // growing.
+        let len = at.max(rest) + at / 16 + READ_SIZE;
         if fresh.len() < len {
             fresh.resize(len, 0);
         }
