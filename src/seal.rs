@@ -256,6 +256,7 @@ pub fn seal(
             let rx = Arc::clone(&rx);
             let (chunk_pool, out_pool) = (&chunk_pool, &out_pool);
             s.spawn(move || {
+                background_priority();
                 let mut zstd = BundleCompressor::new();
                 loop {
                     let next = rx.lock().expect("no poisoned queue").recv();
@@ -284,6 +285,20 @@ pub fn seal(
             (Ok(()), Ok(report)) => Ok(report),
         }
     })
+}
+
+/// Lowers the calling thread's priority to nice 10 (Linux gives each
+/// thread its own nice value). Compression is the bulk of a pipeline's
+/// CPU; the stages before it mostly wait on the network and on pipes, and
+/// at a lower priority the workers let them run as soon as they wake. End
+/// to end from a local mirror was 2 to 6% faster in alternating runs; the
+/// sealing pipeline alone is unchanged. A failure only costs that.
+fn background_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority has no memory effects; `who` 0 is this thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
 }
 
 /// Refuses to build on a directory holding bundle files the index does not
