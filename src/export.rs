@@ -15,11 +15,11 @@
 //! tested without a server; [`HttpDirectory`] is the real client.
 
 use crate::error::{Error, IoContext, Result};
-use crate::line::{excerpt, parse_op, MAX_LINE};
+use crate::line::{excerpt, parse_op, Op, Seen, Sequencer, MAX_LINE};
 use crate::progress::{human, per_second, Progress};
 use crate::repo::Tail;
 use crate::time::Timestamp;
-use std::collections::HashSet;
+use std::borrow::Cow;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -101,8 +101,8 @@ pub struct ExportStats {
 
 /// The paging state: what has been written at the boundary millisecond.
 struct Cursor {
-    last: Option<(Timestamp, String)>,
-    seen: HashSet<String>,
+    /// The last millisecond written and the CIDs written in it.
+    written: Sequencer,
     /// Nothing older than this is written (the start of `--since`).
     floor: Option<Timestamp>,
     /// The server was seen to treat `after` as inclusive (it returned an
@@ -115,20 +115,17 @@ impl Cursor {
     fn new(start: &Start) -> Cursor {
         match start {
             Start::Beginning => Cursor {
-                last: None,
-                seen: HashSet::new(),
+                written: Sequencer::default(),
                 floor: None,
                 inclusive: false,
             },
             Start::Since(t) => Cursor {
-                last: None,
-                seen: HashSet::new(),
+                written: Sequencer::default(),
                 floor: Some(*t),
                 inclusive: false,
             },
             Start::After(tail) => Cursor {
-                last: Some((tail.time, tail.end_time.clone())),
-                seen: tail.cids.iter().cloned().collect(),
+                written: Sequencer::seeded(&tail.end_time, tail.time, tail.cids.iter().cloned()),
                 floor: Some(tail.time),
                 inclusive: false,
             },
@@ -139,7 +136,7 @@ impl Cursor {
     /// the boundary millisecond is asked for again (the boundary itself for
     /// a server that treats `after` as inclusive).
     fn after(&self) -> Option<Timestamp> {
-        let t = self.last.as_ref().map(|(t, _)| t).or(self.floor.as_ref())?;
+        let t = self.written.last().map(|(t, _)| t).or(self.floor)?;
         let back = if self.inclusive { 0 } else { 1 };
         Some(Timestamp::from_millis(t.millis() - back))
     }
@@ -201,7 +198,8 @@ fn export_pages(
         let mut held_back = false;
         let mut prev_in_page: Option<Timestamp> = None;
         let mut page_out = Vec::with_capacity(body.len() + 1);
-        for (line_no, op) in lines.iter().enumerate() {
+        for (line_no, line) in lines.iter().enumerate() {
+            let op = line.op(&body);
             if prev_in_page.is_some_and(|p| op.time < p) {
                 return Err(Error::Protocol(format!(
                     "{}: line {}: createdAt goes backwards inside a page ({}); is `after` being read as a sequence number?",
@@ -217,24 +215,17 @@ fn export_pages(
             if cur.floor.is_some_and(|f| op.time < f) {
                 continue;
             }
-            match &cur.last {
-                Some((t, _)) if op.time < *t => continue,
-                Some((t, _)) if op.time == *t && cur.seen.contains(op.cid.as_str()) => continue,
-                _ => {}
+            // Older than what was written, or written already at the
+            // boundary millisecond: skipped.
+            if cur.written.peek(&op) != Ok(Seen::New) {
+                continue;
             }
             if op.time > cutoff {
                 held_back = true;
                 break;
             }
-            match &cur.last {
-                Some((t, _)) if op.time == *t => {}
-                _ => {
-                    cur.seen.clear();
-                    cur.last = Some((op.time, op.created_at.to_string()));
-                }
-            }
-            cur.seen.insert(op.cid.clone());
-            page_out.extend_from_slice(&body[op.start..op.end]);
+            cur.written.record(&op);
+            page_out.extend_from_slice(&body[line.start..line.end]);
             page_out.push(b'\n');
             new += 1;
         }
@@ -247,13 +238,13 @@ fn export_pages(
             ));
         }
         stats.written += new;
-        if let Some((_, text)) = &cur.last {
-            stats.reached = Some(text.clone());
+        if let Some((_, text)) = cur.written.last() {
+            stats.reached = Some(text.to_string());
         }
         progress.update(|elapsed| {
-            let (at, behind) = match &cur.last {
+            let (at, behind) = match cur.written.last() {
                 Some((t, text)) => (
-                    text.as_str(),
+                    text,
                     human(Duration::from_nanos(
                         (cutoff.nanos() + cfg.lag.as_nanos() as i64 - t.nanos()).max(0) as u64,
                     )),
@@ -275,9 +266,9 @@ fn export_pages(
             // a server capping `count` lower than asked, so ask what lies
             // strictly after the boundary.
             let at = cur
-                .last
-                .as_ref()
-                .map_or("the start".to_string(), |(_, t)| t.clone());
+                .written
+                .last()
+                .map_or("the start".to_string(), |(_, t)| t.to_string());
             let stuck = lines.len() >= cfg.count
                 || beyond_boundary(dir, cfg, &cur, &mut pacer, &mut stats)?;
             if stuck {
@@ -320,7 +311,7 @@ fn beyond_boundary(
     pacer: &mut Pacer,
     stats: &mut ExportStats,
 ) -> Result<bool> {
-    let Some(t) = cur.last.as_ref().map(|(t, _)| *t).or(cur.floor) else {
+    let Some(t) = cur.written.last().map(|(t, _)| t).or(cur.floor) else {
         return Ok(false);
     };
     // `after` = the boundary itself; a server that turns out to include
@@ -427,8 +418,8 @@ fn split_page(body: &[u8]) -> std::result::Result<Vec<PageLine>, BadLine> {
                 start: line.as_ptr() as usize - base,
                 end: line.as_ptr() as usize - base + line.len(),
                 time: op.time,
-                cid: op.cid.into_owned(),
-                created_at: op.created_at.into_owned(),
+                cid: Field::of(op.cid, base),
+                created_at: Field::of(op.created_at, base),
             })
         };
         match checked {
@@ -445,8 +436,48 @@ struct PageLine {
     start: usize,
     end: usize,
     time: Timestamp,
-    cid: String,
-    created_at: String,
+    cid: Field,
+    created_at: Field,
+}
+
+impl PageLine {
+    /// The fields the paging loop needs, borrowed from `body`.
+    fn op<'a>(&'a self, body: &'a [u8]) -> Op<'a> {
+        Op {
+            did: Cow::Borrowed(""),
+            cid: Cow::Borrowed(self.cid.get(body)),
+            created_at: Cow::Borrowed(self.created_at.get(body)),
+            time: self.time,
+        }
+    }
+}
+
+/// A string field of a page line: where it lies in the body, or its
+/// value when the JSON escaped it (no allocation per line otherwise).
+enum Field {
+    At(usize, usize),
+    Unescaped(String),
+}
+
+impl Field {
+    fn of(value: Cow<'_, str>, base: usize) -> Field {
+        match value {
+            Cow::Borrowed(s) => {
+                let start = s.as_ptr() as usize - base;
+                Field::At(start, start + s.len())
+            }
+            Cow::Owned(s) => Field::Unescaped(s),
+        }
+    }
+
+    fn get<'a>(&'a self, body: &'a [u8]) -> &'a str {
+        match self {
+            Field::At(s, e) => {
+                std::str::from_utf8(&body[*s..*e]).expect("a field parsed from this body")
+            }
+            Field::Unescaped(s) => s,
+        }
+    }
 }
 
 /// Spaces requests to at most `rate` per minute.

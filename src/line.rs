@@ -704,24 +704,36 @@ impl Sequencer {
 
     /// Classifies `op`, or explains why it breaks the order.
     pub fn observe(&mut self, op: &Op<'_>) -> std::result::Result<Seen, String> {
+        let seen = self.peek(op)?;
+        if seen == Seen::New {
+            self.record(op);
+        }
+        Ok(seen)
+    }
+
+    /// What [`Sequencer::observe`] would say of `op`, remembering nothing.
+    pub fn peek(&self, op: &Op<'_>) -> std::result::Result<Seen, String> {
         match &self.last {
             Some((t, text)) if op.time < *t => Err(format!(
                 "createdAt goes backwards: {} comes after {}",
                 op.created_at, text
             )),
-            Some((t, _)) if op.time == *t => {
-                if self.contains(&op.cid) {
-                    Ok(Seen::Duplicate)
-                } else {
-                    self.insert(&op.cid);
-                    Ok(Seen::New)
-                }
-            }
-            _ => {
-                self.start_group(op);
-                Ok(Seen::New)
-            }
+            Some((t, _)) if op.time == *t && self.contains(&op.cid) => Ok(Seen::Duplicate),
+            _ => Ok(Seen::New),
         }
+    }
+
+    /// Remembers `op`, which [`Sequencer::peek`] found new.
+    pub fn record(&mut self, op: &Op<'_>) {
+        match &self.last {
+            Some((t, _)) if op.time == *t => self.insert(&op.cid),
+            _ => self.start_group(op),
+        }
+    }
+
+    /// The latest createdAt seen (as an instant and as written).
+    pub fn last(&self) -> Option<(Timestamp, &str)> {
+        self.last.as_ref().map(|(t, s)| (*t, s.as_str()))
     }
 }
 
