@@ -94,13 +94,7 @@ impl Timestamp {
         let day = d[8] * 10 + d[9];
         let (hour, minute, second) = (d[11] * 10 + d[12], d[14] * 10 + d[15], d[17] * 10 + d[18]);
         let millis = d[20] * 100 + d[21] * 10 + d[22];
-        if !(1..=12).contains(&month)
-            || day < 1
-            || day > days_in_month(year, month)
-            || hour > 23
-            || minute > 59
-            || second > 60
-        {
+        if !fields_in_range(year, month, day, hour, minute, second) {
             return Some(None);
         }
         let secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
@@ -131,13 +125,7 @@ impl Timestamp {
         {
             return None;
         }
-        if !(1..=12).contains(&month)
-            || day < 1
-            || day > days_in_month(year, month)
-            || hour > 23
-            || minute > 59
-            || second > 60
-        {
+        if !fields_in_range(year, month, day, hour, minute, second) {
             return None;
         }
         let mut i = 19;
@@ -279,6 +267,16 @@ fn digits(b: &[u8]) -> Option<i64> {
         v = v * 10 + (c - b'0') as i64;
     }
     Some(v)
+}
+
+/// A real calendar day and a time of day (a leap second allowed).
+fn fields_in_range(year: i64, month: i64, day: i64, hour: i64, minute: i64, second: i64) -> bool {
+    (1..=12).contains(&month)
+        && day >= 1
+        && day <= days_in_month(year, month)
+        && hour <= 23
+        && minute <= 59
+        && second <= 60
 }
 
 fn is_leap(y: i64) -> bool {
