@@ -486,21 +486,9 @@ impl Strings for Quotes<'_> {
 /// is ASCII; or `None` when `b` holds a `\\` or a control character
 /// (below 0x20), for which the next quote is not always the end of a
 /// string (or the line is likely bad): those lines take the [`Swar`] path.
-/// 32 bytes at a time with AVX2 where the CPU has it, else 16 with SSE2,
-/// which every x86_64 CPU has.
+/// Sixteen bytes at a time with SSE2, which every x86_64 CPU has.
 #[cfg(target_arch = "x86_64")]
 fn quote_bits(b: &[u8], words: &mut [u64]) -> Option<(usize, bool)> {
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        unsafe { quote_bits_avx2(b, words) }
-    } else {
-        quote_bits_sse2(b, words)
-    }
-}
-
-/// [`quote_bits`] with SSE2.
-#[cfg(target_arch = "x86_64")]
-fn quote_bits_sse2(b: &[u8], words: &mut [u64]) -> Option<(usize, bool)> {
     use std::arch::x86_64::*;
     let n = b.len().div_ceil(64);
     debug_assert!(n <= words.len());
@@ -539,53 +527,6 @@ fn quote_bits_sse2(b: &[u8], words: &mut [u64]) -> Option<(usize, bool)> {
         }
         Some((n, _mm_movemask_epi8(high) == 0))
     }
-}
-
-/// [`quote_bits`] with AVX2.
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn quote_bits_avx2(b: &[u8], words: &mut [u64]) -> Option<(usize, bool)> {
-    use std::arch::x86_64::*;
-    let n = b.len().div_ceil(64);
-    debug_assert!(n <= words.len());
-    let quote = _mm256_set1_epi8(b'"' as i8);
-    let backslash = _mm256_set1_epi8(b'\\' as i8);
-    let below_space = _mm256_set1_epi8(0x1f);
-    let mut bad = _mm256_setzero_si256();
-    let mut high = _mm256_setzero_si256();
-    for (w, word) in words.iter_mut().enumerate().take(n) {
-        let mut bits = 0u64;
-        for k in 0..2 {
-            let off = w * 64 + k * 32;
-            if off >= b.len() {
-                break;
-            }
-            // SAFETY: 32 bytes inside `b` (`off + 32 <= b.len()`) or
-            // inside the local `tail`.
-            let v = unsafe {
-                if off + 32 <= b.len() {
-                    _mm256_loadu_si256(b.as_ptr().add(off).cast())
-                } else {
-                    let mut tail = [b' '; 32];
-                    tail[..b.len() - off].copy_from_slice(&b[off..]);
-                    _mm256_loadu_si256(tail.as_ptr().cast())
-                }
-            };
-            let q = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, quote)) as u32;
-            bits |= u64::from(q) << (k * 32);
-            let ctrl = _mm256_cmpeq_epi8(_mm256_min_epu8(v, below_space), v);
-            bad = _mm256_or_si256(bad, _mm256_or_si256(_mm256_cmpeq_epi8(v, backslash), ctrl));
-            high = _mm256_or_si256(high, v);
-        }
-        *word = bits;
-    }
-    if _mm256_movemask_epi8(bad) != 0 {
-        return None;
-    }
-    Some((n, _mm256_movemask_epi8(high) == 0))
 }
 
 /// The byte at `i`, or 0 (which nothing in JSON's grammar accepts) past
@@ -1258,15 +1199,7 @@ mod tests {
             for cut in (0..=op.line.len()).rev().step_by(7) {
                 let line = &op.line[..cut];
                 let mut words = [0u64; QUOTE_WORDS];
-                let found = quote_bits_sse2(line, &mut words);
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    let mut wide = [0u64; QUOTE_WORDS];
-                    // SAFETY: the CPU has AVX2.
-                    let wide_found = unsafe { quote_bits_avx2(line, &mut wide) };
-                    assert_eq!(found, wide_found, "{line:?}");
-                    assert_eq!(words, wide, "{line:?}");
-                }
-                let Some((n, ascii)) = found else {
+                let Some((n, ascii)) = quote_bits(line, &mut words) else {
                     continue;
                 };
                 assert_eq!(ascii, line.is_ascii());
