@@ -62,10 +62,20 @@ pub fn decompress(file: &[u8]) -> std::io::Result<Vec<u8>> {
 /// go through the streaming decoder, which decodes into its own window and
 /// copies out.
 pub fn decompress_into(file: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    decode(file, out, true)
+}
+
+/// [`decompress_into`]; with `check_frames` false, the frames' XXH64
+/// checksums are not verified when the frames are decoded in one call.
+fn decode(file: &[u8], out: &mut Vec<u8>, check_frames: bool) -> std::io::Result<()> {
     out.clear();
     if let Some(size) = stated_size(file) {
         out.reserve(size);
-        zstd::bulk::Decompressor::new()?.decompress_to_buffer(file, out)?;
+        let mut d = zstd::bulk::Decompressor::new()?;
+        if !check_frames {
+            d.set_parameter(zstd::zstd_safe::DParameter::ForceIgnoreChecksum(true))?;
+        }
+        d.decompress_to_buffer(file, out)?;
         return Ok(());
     }
     out.reserve(content_size_hint(file));
@@ -88,42 +98,17 @@ fn stated_size(file: &[u8]) -> Option<usize> {
 }
 
 /// Like [`decompress_into`], and also returns the lowercase hex SHA-256 of
-/// the content. Frames that state their sizes are decoded in one call and
-/// the content hashed afterwards, while it is still in the last-level
-/// cache; the streaming decoder's copy out of its window cost more than
-/// that (5% of `plc-verify`). Other files are hashed piece by piece as
-/// each piece leaves the streaming decoder.
+/// the content, hashed right after decoding while it is still in the
+/// last-level cache.
+///
+/// The frames' XXH64 checksums are not verified: the caller compares the
+/// SHA-256 returned with the content hash it expects, which catches
+/// everything they would, and they cost about 3% of plc-verify.
+/// ([`decompress_into`], used where nothing else checks the content, keeps
+/// them.)
 pub fn decompress_hashed(file: &[u8], out: &mut Vec<u8>) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    if let Some(size) = stated_size(file) {
-        // The frames' XXH64 checksums are not checked here: the caller
-        // compares the SHA-256 returned with the content hash it expects,
-        // which catches everything they would, and they cost about 3% of
-        // plc-verify. (`decompress_into`, used where nothing else checks
-        // the content, keeps them.)
-        out.clear();
-        out.reserve(size);
-        let mut d = zstd::bulk::Decompressor::new()?;
-        d.set_parameter(zstd::zstd_safe::DParameter::ForceIgnoreChecksum(true))?;
-        d.decompress_to_buffer(file, out)?;
-        return Ok(sha256_hex(out));
-    }
-    out.clear();
-    out.reserve(content_size_hint(file));
-    let mut decoder = zstd::stream::read::Decoder::with_buffer(file)?;
-    let mut hasher = Sha256::new();
-    let mut piece = [0u8; 64 << 10];
-    loop {
-        let n = match decoder.read(&mut piece) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&piece[..n]);
-        out.extend_from_slice(&piece[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    decode(file, out, false)?;
+    Ok(sha256_hex(out))
 }
 
 /// The content size a zstd file's first frame header states (so that the
