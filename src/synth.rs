@@ -61,6 +61,13 @@ pub struct SynthOptions {
     /// Percent chance that an operation belongs to an already-seen DID
     /// (default 40).
     pub reuse_percent: u32,
+    /// Percent chance that an operation updates one of the 1,000 most
+    /// recently created DIDs and repeats that DID's rotation keys and
+    /// verification method, as the handle changes and PDS moves soon after
+    /// sign-up do on the real directory (default 0: every operation draws
+    /// fresh keys). Real data compresses about 5x and has such repeats; this
+    /// gives a second input for choosing how bundles are compressed.
+    pub carry_percent: u32,
     /// Percent chance that an operation carries one of the hard-to-preserve
     /// string encodings (default 15).
     pub hard_percent: u32,
@@ -81,6 +88,7 @@ impl Default for SynthOptions {
             tie_percent: 1,
             max_gap_ms: 2000,
             reuse_percent: 40,
+            carry_percent: 0,
             hard_percent: 15,
             nullified_percent: 3,
         }
@@ -160,6 +168,9 @@ enum Hard {
 struct DidState {
     did: String,
     last_cid: String,
+    /// The `"rotationKeys":[...],"verificationMethods":{...}` of its last
+    /// `plc_operation`, for [`SynthOptions::carry_percent`].
+    keys: Option<String>,
 }
 
 /// Appends `s` to `out` as JSON string content (no quotes), escaping only
@@ -210,10 +221,27 @@ pub fn generate(n: usize, opts: &SynthOptions) -> Vec<SynthOp> {
         } else {
             Hard::None
         };
-        let reuse = !active.is_empty() && rng.percent(opts.reuse_percent);
+        // No draw at all when carrying is off, so that the default output
+        // stays what it always was.
+        let carry = opts.carry_percent > 0 && !active.is_empty() && rng.percent(opts.carry_percent);
+        let reuse = !carry && !active.is_empty() && rng.percent(opts.reuse_percent);
         let mut operation = String::with_capacity(512);
         let did;
-        if reuse {
+        if carry {
+            let idx = active.len() - 1 - rng.below(active.len().min(1000) as u64) as usize;
+            let state = &mut active[idx];
+            did = state.did.clone();
+            let keys = plc_operation_json(
+                &mut operation,
+                &mut rng,
+                hard,
+                Some(&state.last_cid),
+                i,
+                state.keys.as_deref(),
+            );
+            state.last_cid = cid.clone();
+            state.keys = Some(keys);
+        } else if reuse {
             let idx = rng.below(active.len() as u64) as usize;
             let prev = active[idx].last_cid.clone();
             did = active[idx].did.clone();
@@ -221,8 +249,9 @@ pub fn generate(n: usize, opts: &SynthOptions) -> Vec<SynthOp> {
                 tombstone_json(&mut operation, &mut rng, &prev);
                 active.swap_remove(idx);
             } else {
-                plc_operation_json(&mut operation, &mut rng, hard, Some(&prev), i);
+                let keys = plc_operation_json(&mut operation, &mut rng, hard, Some(&prev), i, None);
                 active[idx].last_cid = cid.clone();
+                active[idx].keys = Some(keys);
             }
         } else {
             did = loop {
@@ -231,14 +260,23 @@ pub fn generate(n: usize, opts: &SynthOptions) -> Vec<SynthOp> {
                     break d;
                 }
             };
-            if rng.percent(15) {
+            let keys = if rng.percent(15) {
                 create_json(&mut operation, &mut rng, hard, i);
+                None
             } else {
-                plc_operation_json(&mut operation, &mut rng, hard, None, i);
-            }
+                Some(plc_operation_json(
+                    &mut operation,
+                    &mut rng,
+                    hard,
+                    None,
+                    i,
+                    None,
+                ))
+            };
             active.push(DidState {
                 did: did.clone(),
                 last_cid: cid.clone(),
+                keys,
             });
         }
         let nullified = rng.percent(opts.nullified_percent);
@@ -398,7 +436,16 @@ fn endpoint_json(rng: &mut Rng, hard: Hard) -> String {
     }
 }
 
-fn plc_operation_json(out: &mut String, rng: &mut Rng, hard: Hard, prev: Option<&str>, i: usize) {
+/// Writes a `plc_operation` to `out` and returns its keys part, which is
+/// `carried` when given (repeated byte for byte) and freshly drawn if not.
+fn plc_operation_json(
+    out: &mut String,
+    rng: &mut Rng,
+    hard: Hard,
+    prev: Option<&str>,
+    i: usize,
+    carried: Option<&str>,
+) -> String {
     let handle = handle_json(rng, hard, i);
     let endpoint = endpoint_json(rng, hard);
     let at = if hard == Hard::EscapedSlash {
@@ -417,17 +464,26 @@ fn plc_operation_json(out: &mut String, rng: &mut Rng, hard: Hard, prev: Option<
     push_raw(out, &endpoint);
     out.push_str("}},\"alsoKnownAs\":[");
     push_raw(out, &format!("{at}{handle}"));
-    out.push_str("],\"rotationKeys\":[");
-    let keys = rng.range(1, 2);
-    for k in 0..keys {
-        if k > 0 {
-            out.push(',');
+    out.push_str("],");
+    let keys = match carried {
+        Some(keys) => keys.to_string(),
+        None => {
+            let mut keys = String::from("\"rotationKeys\":[");
+            for k in 0..rng.range(1, 2) {
+                if k > 0 {
+                    keys.push(',');
+                }
+                push_str(&mut keys, &did_key(rng));
+            }
+            keys.push_str("],\"verificationMethods\":{\"atproto\":");
+            push_str(&mut keys, &did_key(rng));
+            keys.push('}');
+            keys
         }
-        push_str(out, &did_key(rng));
-    }
-    out.push_str("],\"verificationMethods\":{\"atproto\":");
-    push_str(out, &did_key(rng));
-    out.push_str("}}");
+    };
+    out.push_str(&keys);
+    out.push('}');
+    keys
 }
 
 fn create_json(out: &mut String, rng: &mut Rng, hard: Hard, i: usize) {
@@ -541,6 +597,45 @@ mod tests {
             assert_eq!(cid.len(), 52);
             assert!(cid.bytes().all(|b| BASE32.contains(&b)));
         }
+    }
+
+    /// Operations whose DID's previous operation had the same rotation
+    /// keys and verification method; every `prev` must name the DID's
+    /// previous cid.
+    fn repeated_keys(ops: &[SynthOp]) -> usize {
+        let mut last: std::collections::HashMap<&str, (&str, serde_json::Value)> =
+            std::collections::HashMap::new();
+        let mut repeats = 0;
+        for op in ops {
+            let v: serde_json::Value = serde_json::from_slice(&op.line).unwrap();
+            let o = &v["operation"];
+            let keys = serde_json::json!([o["rotationKeys"], o["verificationMethods"]]);
+            if let Some(prev) = o["prev"].as_str() {
+                assert_eq!(prev, last[op.did.as_str()].0, "prev chain of {}", op.did);
+                if o["type"] == "plc_operation" && last[op.did.as_str()].1 == keys {
+                    repeats += 1;
+                }
+            }
+            last.insert(&op.did, (&op.cid, keys));
+        }
+        repeats
+    }
+
+    #[test]
+    fn carried_operations_repeat_a_recent_dids_keys() {
+        let n = 5000;
+        let carried = generate(
+            n,
+            &SynthOptions {
+                carry_percent: 45,
+                ..SynthOptions::default()
+            },
+        );
+        // 45% are carried, less those whose DID's last operation was a
+        // legacy create, which has no such keys to repeat.
+        let repeats = repeated_keys(&carried);
+        assert!(repeats > n * 30 / 100, "{repeats} repeats");
+        assert_eq!(repeated_keys(&generate(n, &SynthOptions::default())), 0);
     }
 
     #[test]
