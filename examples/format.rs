@@ -3,7 +3,11 @@
 //! frames of 100 operations behind a skippable metadata frame (what the Go
 //! and Rust implementations write).
 //!
-//!     cargo run --release --example format -- [BUNDLES] [SEED]
+//!     cargo run --release --example format -- [BUNDLES] [SEED] [CARRY_PERCENT]
+//!
+//! CARRY_PERCENT (default 0) is the generator's `carry_percent`: the share
+//! of operations that update a recent DID and repeat its keys, which makes
+//! the input more like the real directory's.
 //!
 //! Per variant, over BUNDLES bundles of 10,000 operations, single thread:
 //! total size against `zstd -3` of each bundle (one frame, level 3), the
@@ -13,20 +17,44 @@
 use plcbundle::synth::{generate, SynthOptions};
 use sha2::{Digest, Sha256};
 use std::hint::black_box;
-use std::io::Read;
 use std::time::Instant;
 
 const OPS: usize = 10_000;
 
+#[derive(Clone, Copy)]
+enum Params {
+    /// A zstd level.
+    Level(i32),
+    /// What `plc-seal` writes.
+    Current,
+    /// Like `Current`, with this hash log and minimum match instead.
+    Fast(u32, u32),
+}
+
 struct Variant {
     name: &'static str,
-    level: i32,
+    params: Params,
     /// Operations per frame; `OPS` = one frame.
     per_frame: usize,
 }
 
 fn compress(content: &[u8], lines: &[std::ops::Range<usize>], v: &Variant) -> Vec<u8> {
-    let mut c = zstd::bulk::Compressor::new(v.level).unwrap();
+    use zstd::zstd_safe::CParameter::{HashLog, MinMatch};
+    let mut c = zstd::bulk::Compressor::new(1).unwrap();
+    match v.params {
+        Params::Level(level) => c.set_compression_level(level).unwrap(),
+        Params::Current => {
+            assert_eq!(v.per_frame, OPS);
+            return plcbundle::seal::compress_bundle(content).unwrap();
+        }
+        Params::Fast(hash_log, min_match) => {
+            for p in plcbundle::seal::ZSTD_PARAMETERS {
+                c.set_parameter(p).unwrap();
+            }
+            c.set_parameter(HashLog(hash_log)).unwrap();
+            c.set_parameter(MinMatch(min_match)).unwrap();
+        }
+    }
     c.include_checksum(true).unwrap();
     c.include_contentsize(true).unwrap();
     if v.per_frame == OPS {
@@ -46,13 +74,10 @@ fn compress(content: &[u8], lines: &[std::ops::Range<usize>], v: &Variant) -> Ve
     out
 }
 
+/// Decompresses as the tools do (frames that state their size are decoded
+/// in one call, straight into the output).
 fn decompress(file: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    zstd::stream::read::Decoder::with_buffer(file)
-        .unwrap()
-        .read_to_end(&mut out)
-        .unwrap();
-    out
+    plcbundle::repo::decompress(file).unwrap()
 }
 
 /// Operation `k` of a bundle file, as a reader that knows the layout.
@@ -80,10 +105,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let bundles: usize = args.next().map_or(20, |a| a.parse().expect("BUNDLES"));
     let seed: u64 = args.next().map_or(42, |a| a.parse().expect("SEED"));
+    let carry_percent: u32 = args.next().map_or(0, |a| a.parse().expect("CARRY_PERCENT"));
     let ops = generate(
         bundles * OPS,
         &SynthOptions {
             seed,
+            carry_percent,
             ..SynthOptions::default()
         },
     );
@@ -99,40 +126,43 @@ fn main() {
         }
         chunks.push((content, lines));
     }
+    let one = |name, params| Variant {
+        name,
+        params,
+        per_frame: OPS,
+    };
     let variants = [
-        Variant {
-            name: "1 frame, level 1",
-            level: 1,
-            per_frame: OPS,
-        },
-        Variant {
-            name: "1 frame, level 3 (current)",
-            level: 3,
-            per_frame: OPS,
-        },
-        Variant {
-            name: "1 frame, level 6",
-            level: 6,
-            per_frame: OPS,
-        },
+        one("1 frame, level 1", Params::Level(1)),
+        one("1 frame, level 2", Params::Level(2)),
+        one("1 frame, level 3", Params::Level(3)),
+        one("1 frame, level 6", Params::Level(6)),
+        one(
+            "1 frame, fast strategy, 4 MiB window, 2^17 hash, 6-byte matches (current)",
+            Params::Current,
+        ),
+        one(
+            "1 frame, the same with a 2^18 hash and 7-byte matches",
+            Params::Fast(18, 7),
+        ),
         Variant {
             name: "100 frames of 100 + metadata, level 1 (Go/Rust)",
-            level: 1,
+            params: Params::Level(1),
             per_frame: 100,
         },
         Variant {
             name: "100 frames of 100 + metadata, level 3",
-            level: 3,
+            params: Params::Level(3),
             per_frame: 100,
         },
     ];
+
     let reference: usize = chunks
         .iter()
-        .map(|(c, l)| compress(c, l, &variants[1]).len())
+        .map(|(c, l)| compress(c, l, &variants[2]).len())
         .sum();
     let uncompressed: usize = chunks.iter().map(|(c, _)| c.len()).sum();
     println!(
-        "{bundles} bundles, {} operations, {uncompressed} bytes; one thread; times per bundle",
+        "{bundles} bundles, {} operations (carry_percent {carry_percent}), {uncompressed} bytes; one thread; times per bundle",
         bundles * OPS
     );
     println!();

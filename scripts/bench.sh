@@ -56,6 +56,7 @@ PY
 }
 col() { cut -d' ' -f"$2" "$W/$1.res"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+ratio3() { python3 -c "print(f'{$1 / $2:.3f}')"; }
 
 # serve DIR: starts plc-serve on DIR, sets $url.
 serve() {
@@ -109,6 +110,12 @@ done
 
 archive_bytes=$(cat "$W"/R/*.jsonl.zst | wc -c)
 zstd_bytes=$(zstd -3 -T1 -q -c "$W/sealed.jsonl" | wc -c)
+# The size again on operations that update a recent DID and repeat its keys
+# (45% of them), which compress more like the real directory's.
+"$B/examples/synth" "$ops" 42 45 >"$W/carry.jsonl"
+"$B/plc-seal" -q --repo "$W/C" "$W/carry.jsonl"
+carry_archive_bytes=$(cat "$W"/C/*.jsonl.zst | wc -c)
+carry_zstd_bytes=$(zstd -3 -T1 -q -c "$W/carry.jsonl" | wc -c)
 
 echo
 echo "Input: $bundles bundles ($ops operations, $(wc -c <"$W/ops.jsonl") bytes), median of $runs runs, $(nproc) cores."
@@ -133,4 +140,5 @@ for f in 1 2; do
     row "sealonly$f" "plc-seal alone, $n bundles" "" "≤ 64 MB"
     row "verify$f" "plc-verify, $n bundles" "" "≤ 64 MB"
 done
-echo "| archive size / zstd -3 of the same content | $archive_bytes / $zstd_bytes bytes | | | $(ratio "$archive_bytes" "$zstd_bytes") | ≤ 1.0 |"
+echo "| archive size / zstd -3 of the same content | $archive_bytes / $zstd_bytes bytes | | | $(ratio3 "$archive_bytes" "$zstd_bytes") | ≤ 1.0 |"
+echo "| the same, with 45% of operations repeating a recent DID's keys | $carry_archive_bytes / $carry_zstd_bytes bytes | | | $(ratio3 "$carry_archive_bytes" "$carry_zstd_bytes") | ≤ 1.0 |"

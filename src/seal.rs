@@ -24,8 +24,26 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
-/// zstd level used for bundles (the reference implementation's level).
-pub const ZSTD_LEVEL: i32 = 3;
+/// How bundles are compressed, chosen with data (README, "Bundle format"):
+/// zstd's `fast` strategy with a 4 MiB window and a hash table of 2^17
+/// entries over 6-byte matches. On the generated operations, with and
+/// without repeated keys, it writes 0.5 to 1.6% fewer bytes than level 3
+/// (the reference implementation's level) in about 62% of the time.
+/// Every parameter that shapes the output is set here, so the bytes don't
+/// depend on zstd's table of levels.
+pub const ZSTD_PARAMETERS: [zstd::zstd_safe::CParameter; 7] = {
+    use zstd::zstd_safe::{CParameter::*, Strategy};
+    [
+        Strategy(Strategy::ZSTD_fast),
+        WindowLog(22),
+        HashLog(17),
+        // Not used by the fast strategy; fixed anyway.
+        ChainLog(16),
+        SearchLog(1),
+        MinMatch(6),
+        TargetLength(0),
+    ]
+};
 
 /// What `plc-seal` is asked to do.
 pub struct SealConfig {
@@ -44,7 +62,7 @@ pub struct SealReport {
     pub last_bundle: u64,
 }
 
-/// Compresses a bundle's content: one zstd frame at [`ZSTD_LEVEL`], with
+/// Compresses a bundle's content: one zstd frame with [`ZSTD_PARAMETERS`], with
 /// the content size and a checksum in the frame, no dictionary and no
 /// threads, so the same content always gives the same bytes.
 pub fn compress_bundle(content: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -58,7 +76,10 @@ pub struct BundleCompressor(zstd::bulk::Compressor<'static>);
 impl BundleCompressor {
     /// A context set up for bundles.
     pub fn new() -> std::io::Result<BundleCompressor> {
-        let mut c = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+        let mut c = zstd::bulk::Compressor::new(1)?;
+        for p in ZSTD_PARAMETERS {
+            c.set_parameter(p)?;
+        }
         c.include_checksum(true)?;
         c.include_contentsize(true)?;
         Ok(BundleCompressor(c))
@@ -492,6 +513,37 @@ mod tests {
         assert_eq!(second, compress_bundle(&b).unwrap());
         assert_eq!(z.compress(&a).unwrap(), first);
         assert_ne!(first, second);
+    }
+
+    #[test]
+    fn a_bundle_is_one_frame_with_its_size_a_checksum_and_a_4_mib_window() {
+        let ops = crate::synth::generate(10_000, &crate::synth::SynthOptions::default());
+        let content: Vec<u8> = ops
+            .iter()
+            .flat_map(|o| [&o.line[..], b"\n"].concat())
+            .collect();
+        let file = compress_bundle(&content).unwrap();
+        // The frame header, read by the format's rules (RFC 8878, 3.1.1).
+        assert_eq!(file[..4], 0xFD2F_B528u32.to_le_bytes());
+        let descriptor = file[4];
+        assert_eq!(
+            descriptor & 0x20,
+            0,
+            "no single segment: the window is stated"
+        );
+        assert_eq!(descriptor & 0x04, 0x04, "content checksum");
+        assert_eq!(descriptor & 0x03, 0, "no dictionary");
+        assert_eq!(descriptor >> 6, 2, "4-byte content size");
+        let window = file[5];
+        let base = 1u64 << (10 + (window >> 3));
+        assert_eq!(base + base / 8 * u64::from(window & 7), 4 << 20);
+        let size = u32::from_le_bytes(file[6..10].try_into().unwrap());
+        assert_eq!(size as usize, content.len());
+        assert_eq!(
+            zstd::zstd_safe::find_frame_compressed_size(&file).unwrap(),
+            file.len()
+        );
+        assert_eq!(zstd::stream::decode_all(&file[..]).unwrap(), content);
     }
 
     #[test]
