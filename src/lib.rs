@@ -18,6 +18,7 @@ pub mod progress;
 pub mod repo;
 pub mod seal;
 pub mod serve;
+pub mod sha;
 pub mod synth;
 pub mod time;
 pub mod verify;

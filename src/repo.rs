@@ -97,18 +97,18 @@ fn stated_size(file: &[u8]) -> Option<usize> {
     usize::try_from(total).ok().filter(|&n| n <= 64 << 20)
 }
 
-/// Like [`decompress_into`], and also returns the lowercase hex SHA-256 of
-/// the content, hashed right after decoding while it is still in the
-/// last-level cache.
+/// Like [`decompress_into`], and also returns the lowercase hex SHA-256s
+/// of the file and of the content, hashed together right after decoding
+/// while both are still in the last-level cache (see [`crate::sha`]).
 ///
 /// The frames' XXH64 checksums are not verified: the caller compares the
-/// SHA-256 returned with the content hash it expects, which catches
+/// content's SHA-256 with the content hash it expects, which catches
 /// everything they would, and they cost about 3% of plc-verify.
 /// ([`decompress_into`], used where nothing else checks the content, keeps
 /// them.)
-pub fn decompress_hashed(file: &[u8], out: &mut Vec<u8>) -> std::io::Result<String> {
+pub fn decompress_hashed(file: &[u8], out: &mut Vec<u8>) -> std::io::Result<(String, String)> {
     decode(file, out, false)?;
-    Ok(sha256_hex(out))
+    Ok(crate::sha::sha256_hex_pair(file, out))
 }
 
 /// The content size a zstd file's first frame header states (so that the

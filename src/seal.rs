@@ -19,6 +19,7 @@ use crate::index::{
 };
 use crate::line::{op_at, LineReader, Seen, Sequencer};
 use crate::repo::{self, RepoLock};
+use crate::sha::sha256_hex_pair;
 use crate::time::Timestamp;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -164,7 +165,8 @@ struct Chunk {
 /// A chunk compressed and hashed by a worker, ready to be committed.
 struct Sealed {
     seq: u64,
-    compressed: std::io::Result<Vec<u8>>,
+    /// The file and its SHA-256.
+    compressed: std::io::Result<(Vec<u8>, String)>,
     content_hash: String,
     uncompressed_size: u64,
     ops: u64,
@@ -186,10 +188,18 @@ impl Chunk {
             Ok(z) => z.compress_into(&b.content, &mut out).map(|()| out),
             Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
         };
+        // Both hashes at once (see crate::sha), while both are in cache.
+        let (compressed, content_hash) = match compressed {
+            Ok(file) => {
+                let (file_hash, content_hash) = sha256_hex_pair(&file, &b.content);
+                (Ok((file, file_hash)), content_hash)
+            }
+            Err(e) => (Err(e), sha256_hex(&b.content)),
+        };
         let sealed = Sealed {
             seq: self.seq,
             compressed,
-            content_hash: sha256_hex(&b.content),
+            content_hash,
             uncompressed_size: b.content.len() as u64,
             ops: self.ops,
             dids: count_distinct(&b.did_text, &b.did_ends),
@@ -455,7 +465,7 @@ fn commit(
 ) -> Result<Vec<u8>> {
     let number = index.last_bundle + 1;
     let name = bundle_file_name(number);
-    let compressed = chunk
+    let (compressed, compressed_hash) = chunk
         .compressed
         .ctx(|| format!("compressing bundle {number}"))?;
     let content_hash = chunk.content_hash;
@@ -474,7 +484,7 @@ fn commit(
         hash: chain_hash(parent.as_deref(), &content_hash),
         content_hash,
         parent: parent.unwrap_or_default(),
-        compressed_hash: sha256_hex(&compressed),
+        compressed_hash,
         compressed_size: compressed.len() as u64,
         uncompressed_size: chunk.uncompressed_size,
         cursor,

@@ -483,29 +483,14 @@ struct Buffers {
     content: Vec<u8>,
 }
 
-/// Reads the whole file at `path` into `buf` (replacing what it held) and
-/// returns its SHA-256, hashing each piece as it arrives, while it is in
-/// cache.
-fn read_hashed(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
+/// Reads the whole file at `path` into `buf` (replacing what it held).
+fn read_whole(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     buf.clear();
     let mut f = std::fs::File::open(path)?;
     if let Ok(m) = f.metadata() {
         buf.reserve(m.len() as usize);
     }
-    let mut hasher = Sha256::new();
-    let mut piece = [0u8; 64 << 10];
-    loop {
-        let n = match f.read(&mut piece) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&piece[..n]);
-        buf.extend_from_slice(&piece[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    f.read_to_end(buf).map(|_| ())
 }
 
 /// What the fold needs of a bundle whose file is not checked: its times
@@ -526,34 +511,39 @@ fn skipped(c: &Claimed) -> FileCheck {
 /// index's content_hash carried into the chain; nothing is decompressed.
 fn check_stored_file(dir: &Path, c: &Claimed, bufs: &mut Buffers) -> FileCheck {
     let mut fc = skipped(c);
-    if read_checked(dir, c, &mut bufs.file, &mut fc).is_some() {
+    if let Some(file) = read_file(dir, c, &mut bufs.file, &mut fc) {
+        check_stored(c, file, &sha256_hex(file), &mut fc);
         fc.content_hash = c.content_hash.clone();
         fc.operations = c.operation_count.unwrap_or(0);
     }
     fc
 }
 
-/// Reads the bundle file and checks its compressed hash and size; `None`
-/// when it cannot be read (the problem is recorded).
-fn read_checked<'b>(
+/// Reads the bundle file; `None` when it cannot be read (the problem is
+/// recorded).
+fn read_file<'b>(
     dir: &Path,
     c: &Claimed,
     buf: &'b mut Vec<u8>,
     fc: &mut FileCheck,
 ) -> Option<&'b [u8]> {
     let name = bundle_file_name(c.number);
-    let path = dir.join(&name);
-    let (file, whole_hash) = match read_hashed(&path, buf) {
-        Ok(hash) => (&buf[..], hash),
+    match read_whole(&dir.join(&name), buf) {
+        Ok(()) => Some(&buf[..]),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             fc.problems.push(format!("file: {name} is missing"));
-            return None;
+            None
         }
         Err(e) => {
             fc.problems.push(format!("file: cannot read {name}: {e}"));
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// Checks the stored file's hash (`whole_hash`) and size against the
+/// index.
+fn check_stored(c: &Claimed, file: &[u8], whole_hash: &str, fc: &mut FileCheck) {
     let data = data_frames(file);
     match &c.compressed_hash {
         None => fc.problems.push("compressed_hash: missing".into()),
@@ -572,19 +562,22 @@ fn read_checked<'b>(
             file.len()
         )),
     }
-    Some(file)
 }
 
 /// Every check of one bundle file.
 fn check_file(dir: &Path, c: &Claimed, bufs: &mut Buffers) -> FileCheck {
     let mut fc = FileCheck::default();
     let name = bundle_file_name(c.number);
-    let Some(file) = read_checked(dir, c, &mut bufs.file, &mut fc) else {
+    let Some(file) = read_file(dir, c, &mut bufs.file, &mut fc) else {
         return fc;
     };
     let (content, content_hash) = match decompress_hashed(file, &mut bufs.content) {
-        Ok(hash) => (&bufs.content[..], hash),
+        Ok((whole_hash, content_hash)) => {
+            check_stored(c, file, &whole_hash, &mut fc);
+            (&bufs.content[..], content_hash)
+        }
         Err(e) => {
+            check_stored(c, file, &sha256_hex(file), &mut fc);
             fc.problems
                 .push(format!("file: {name} does not decompress: {e}"));
             return fc;
