@@ -3,11 +3,14 @@
 //! frames of 100 operations behind a skippable metadata frame (what the Go
 //! and Rust implementations write).
 //!
-//!     cargo run --release --example format -- [BUNDLES] [SEED] [CARRY_PERCENT]
+//!     cargo run --release --example format -- [BUNDLES] [SEED] [CARRY_PERCENT] [FILE]
 //!
 //! CARRY_PERCENT (default 0) is the generator's `carry_percent`: the share
 //! of operations that update a recent DID and repeat its keys, which makes
-//! the input more like the real directory's.
+//! the input more like the real directory's. With FILE (JSON lines, for
+//! example real bundles: `zstd -dc 0000*.jsonl.zst > ops.jsonl`), its
+//! first BUNDLES * 10,000 lines are measured instead of generated ones
+//! (SEED and CARRY_PERCENT then only name the run).
 //!
 //! Per variant, over BUNDLES bundles of 10,000 operations, single thread:
 //! total size against `zstd -3` of each bundle (one frame, level 3), the
@@ -106,21 +109,42 @@ fn main() {
     let bundles: usize = args.next().map_or(20, |a| a.parse().expect("BUNDLES"));
     let seed: u64 = args.next().map_or(42, |a| a.parse().expect("SEED"));
     let carry_percent: u32 = args.next().map_or(0, |a| a.parse().expect("CARRY_PERCENT"));
-    let ops = generate(
-        bundles * OPS,
-        &SynthOptions {
-            seed,
-            carry_percent,
-            ..SynthOptions::default()
-        },
-    );
+    let file = args.next();
+    let source = match &file {
+        Some(path) => format!("from {path}"),
+        None => format!("generated, carry_percent {carry_percent}"),
+    };
+    let ops: Vec<Vec<u8>> = match file {
+        Some(path) => {
+            let text = std::fs::read(&path).expect("FILE");
+            let ops: Vec<Vec<u8>> = text
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .take(bundles * OPS)
+                .map(<[u8]>::to_vec)
+                .collect();
+            assert_eq!(ops.len(), bundles * OPS, "{path} holds fewer lines");
+            ops
+        }
+        None => generate(
+            bundles * OPS,
+            &SynthOptions {
+                seed,
+                carry_percent,
+                ..SynthOptions::default()
+            },
+        )
+        .into_iter()
+        .map(|op| op.line)
+        .collect(),
+    };
     let mut chunks = Vec::new();
     for group in ops.chunks(OPS) {
         let mut content = Vec::new();
         let mut lines = Vec::new();
         for op in group {
             let start = content.len();
-            content.extend_from_slice(&op.line);
+            content.extend_from_slice(op);
             content.push(b'\n');
             lines.push(start..content.len());
         }
@@ -162,7 +186,7 @@ fn main() {
         .sum();
     let uncompressed: usize = chunks.iter().map(|(c, _)| c.len()).sum();
     println!(
-        "{bundles} bundles, {} operations (carry_percent {carry_percent}), {uncompressed} bytes; one thread; times per bundle",
+        "{bundles} bundles, {} operations ({source}), {uncompressed} bytes; one thread; times per bundle",
         bundles * OPS
     );
     println!();
