@@ -43,21 +43,22 @@ struct Variant {
 
 fn compress(content: &[u8], lines: &[std::ops::Range<usize>], v: &Variant) -> Vec<u8> {
     use zstd::zstd_safe::CParameter::{HashLog, MinMatch};
-    let mut c = zstd::bulk::Compressor::new(1).unwrap();
-    match v.params {
-        Params::Level(level) => c.set_compression_level(level).unwrap(),
+    let mut c = match v.params {
         Params::Current => {
             assert_eq!(v.per_frame, OPS);
             return plcbundle::seal::compress_bundle(content).unwrap();
         }
+        Params::Level(level) => zstd::bulk::Compressor::new(level).unwrap(),
         Params::Fast(hash_log, min_match) => {
+            let mut c = zstd::bulk::Compressor::new(1).unwrap();
             for p in plcbundle::seal::ZSTD_PARAMETERS {
                 c.set_parameter(p).unwrap();
             }
             c.set_parameter(HashLog(hash_log)).unwrap();
             c.set_parameter(MinMatch(min_match)).unwrap();
+            c
         }
-    }
+    };
     c.include_checksum(true).unwrap();
     c.include_contentsize(true).unwrap();
     if v.per_frame == OPS {

@@ -14,8 +14,8 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::index::{
-    bundle_file_name, chain_hash, parse_bundle_file_name, same_origin, sha256_hex, BundleEntry,
-    Index, BUNDLE_SIZE,
+    bundle_file_name, chain_hash, parse_bundle_file_name, same_origin, BundleEntry, Index,
+    BUNDLE_SIZE,
 };
 use crate::line::{op_at, LineReader, Seen, Sequencer};
 use crate::repo::{self, RepoLock};
@@ -166,14 +166,19 @@ struct Chunk {
 /// A chunk compressed and hashed by a worker, ready to be committed.
 struct Sealed {
     seq: u64,
-    /// The file and its SHA-256.
-    compressed: std::io::Result<(Vec<u8>, String)>,
-    content_hash: String,
+    compressed: std::io::Result<Compressed>,
     uncompressed_size: u64,
     ops: u64,
     dids: u64,
     start_time: String,
     end_time: String,
+}
+
+/// A bundle's file and the hashes of the file and of its content.
+struct Compressed {
+    file: Vec<u8>,
+    file_hash: String,
+    content_hash: String,
 }
 
 impl Chunk {
@@ -190,17 +195,17 @@ impl Chunk {
             Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
         };
         // Both hashes at once (see crate::sha), while both are in cache.
-        let (compressed, content_hash) = match compressed {
-            Ok(file) => {
-                let (file_hash, content_hash) = sha256_hex_pair(&file, &b.content);
-                (Ok((file, file_hash)), content_hash)
+        let compressed = compressed.map(|file| {
+            let (file_hash, content_hash) = sha256_hex_pair(&file, &b.content);
+            Compressed {
+                file,
+                file_hash,
+                content_hash,
             }
-            Err(e) => (Err(e), sha256_hex(&b.content)),
-        };
+        });
         let sealed = Sealed {
             seq: self.seq,
             compressed,
-            content_hash,
             uncompressed_size: b.content.len() as u64,
             ops: self.ops,
             dids: count_distinct(&b.did_text, &b.did_ends),
@@ -466,10 +471,13 @@ fn commit(
 ) -> Result<Vec<u8>> {
     let number = index.last_bundle + 1;
     let name = bundle_file_name(number);
-    let (compressed, compressed_hash) = chunk
+    let Compressed {
+        file: compressed,
+        file_hash: compressed_hash,
+        content_hash,
+    } = chunk
         .compressed
         .ctx(|| format!("compressing bundle {number}"))?;
-    let content_hash = chunk.content_hash;
     let parent = index.bundles.last().map(|b| b.hash.clone());
     let cursor = index
         .bundles
