@@ -1,7 +1,7 @@
 //! scripts/plcbundle.mk driven by make, as cron would run it: two passes
 //! continue one archive, an overlapping run stops at once saying why, and
 //! status, verify and clean do what they say.
-mod common;
+use crate::common;
 
 use common::fake_directory::{ops_from, FakeDirectory, FakeOptions};
 use common::run::*;

@@ -1,6 +1,6 @@
 //! plc-dedup as a process: byte-for-byte pass-through, repeats, order,
 //! seeding from an archive, and every kind of bad input.
-mod common;
+use crate::common;
 
 use common::run::*;
 use std::io::{BufRead, BufReader, Write};

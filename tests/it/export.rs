@@ -1,7 +1,7 @@
 //! `plc-export` alone against the fake directory: exact output, paging
 //! through ties, starting points, faults, lag, a closed pipe and bad input.
 //! Every expectation is built from the generator's bytes.
-mod common;
+use crate::common;
 
 use common::fake_directory::{ops_from, FakeDirectory, FakeOptions, Op};
 use common::run::*;

@@ -1,6 +1,6 @@
 //! plc-chunk as a process: only whole chunks reach stdout, the tail is held
 //! back and reported, and a bad line keeps its chunk from being emitted.
-mod common;
+use crate::common;
 
 use common::run::*;
 use std::io::{BufRead, BufReader, Write};

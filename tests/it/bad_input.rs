@@ -2,7 +2,7 @@
 //! plc-chunk and plc-seal on stdin, plc-export from the directory. Each
 //! must exit 2 with a message naming the 1-based line and the reason, emit
 //! or seal nothing past the bad line, and leave the index byte-identical.
-mod common;
+use crate::common;
 
 use common::fake_directory::{FakeDirectory, FakeOptions, Op};
 use common::run::*;

@@ -1,7 +1,7 @@
 //! The README's cookbook, run verbatim: each ```sh block whose first line
 //! is `# recipe: NAME` is taken from README.md and run with bash against a
 //! real archive, a fake directory and a plc-serve mirror.
-mod common;
+use crate::common;
 
 use common::fake_directory::{ops_from, FakeDirectory, FakeOptions};
 use common::other_impls::joined;

@@ -2,7 +2,7 @@
 //! shows a real pipeline under EXAMPLES and lists the exit codes; man pages
 //! and completions come from the same definitions and install with
 //! scripts/install-docs.sh.
-mod common;
+use crate::common;
 
 use common::run::*;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! (run under `script`, which gives the tools a real pty), nothing but the
 //! summary in a log, nothing at all with -q; and plc-verify's --quick and
 //! --bundles for large archives.
-mod common;
+use crate::common;
 
 use common::fake_directory::{ops_from, FakeDirectory, FakeOptions};
 use common::other_impls::joined;
@@ -85,10 +85,8 @@ fn export_shows_a_live_status_line_on_a_terminal_and_a_summary_in_a_log() {
         bin("plc-export"),
         dir.url()
     );
-    let Some(screen) = on_a_terminal(&format!("{export} > /dev/null")) else {
-        eprintln!("SKIPPED: no `script` command for a pseudo-terminal");
-        return;
-    };
+    let screen = on_a_terminal(&format!("{export} > /dev/null"))
+        .expect("no `script` command for a pseudo-terminal: install util-linux (bsdutils)");
     assert!(screen.contains("\r\x1b[Kplc-export: "), "{screen:?}");
     assert!(screen.contains(" requests, "), "{screen:?}");
     assert!(screen.contains(" ops/s, at 20"), "{screen:?}");
@@ -122,10 +120,8 @@ fn export_shows_a_live_status_line_on_a_terminal_and_a_summary_in_a_log() {
 fn verify_counts_bundles_on_a_terminal_and_q_silences_it() {
     let (_tmp, repo, _) = sealed("verify-progress", 30_000);
     let cmd = format!("{} {repo} > /dev/null", bin("plc-verify"));
-    let Some(screen) = on_a_terminal(&cmd) else {
-        eprintln!("SKIPPED: no `script` command for a pseudo-terminal");
-        return;
-    };
+    let screen = on_a_terminal(&cmd)
+        .expect("no `script` command for a pseudo-terminal: install util-linux (bsdutils)");
     assert!(
         screen.contains("plc-verify: 1 of 3 bundles checked"),
         "{screen:?}"

@@ -1,6 +1,6 @@
 //! Self-test of the fake PLC directory used by the integration tests.
 
-mod common;
+use crate::common;
 
 use common::fake_directory::{
     imf_fixdate, ops_from, parse_rfc3339, FakeDirectory, FakeOptions, Op,

@@ -1,5 +1,5 @@
 //! The whole pipeline against the fake directory, end to end.
-mod common;
+use crate::common;
 
 use common::fake_directory::{ops_from, FakeDirectory, FakeOptions};
 use common::run::*;

@@ -1,7 +1,7 @@
 //! plc-verify as a process: a clean archive passes with its head hash, each
 //! kind of damage fails naming the bundle and the field, and archives laid
 //! out the way the Go and Python implementations write them pass.
-mod common;
+use crate::common;
 
 use common::other_impls::{go_time, joined, write_go_archive, write_index};
 use common::run::*;

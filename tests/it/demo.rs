@@ -1,7 +1,7 @@
 //! The README's first set-up command, scripts/demo.sh, run with the
 //! binaries this test build made: it must archive a served archive into a
 //! second one and report both chain heads equal.
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

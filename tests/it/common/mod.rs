@@ -1,0 +1,5 @@
+//! Support code shared by the integration tests.
+
+pub mod fake_directory;
+pub mod other_impls;
+pub mod run;

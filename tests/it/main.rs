@@ -1,0 +1,20 @@
+//! The integration tests: one binary, one module per tool or concern, so
+//! that the suite links once instead of once per file.
+
+mod common;
+
+mod bad_input;
+mod chunk;
+mod cookbook;
+mod crash;
+mod dedup;
+mod demo;
+mod docs;
+mod export;
+mod fake_directory_selftest;
+mod make;
+mod pipeline;
+mod progress;
+mod seal;
+mod serve;
+mod verify;
