@@ -95,6 +95,16 @@ impl<'a> Progress<'a> {
         let _ = writeln!(self.out, "{text}");
     }
 
+    /// Writes a warning (a failed request about to be retried), clearing
+    /// the status line first. Unlike [`Progress::line`], also when quiet:
+    /// like an error, it reports a failure, and a long wait must not be
+    /// silent.
+    pub fn warn(&mut self, text: &str) {
+        self.clear();
+        let _ = writeln!(self.out, "{text}");
+        let _ = self.out.flush();
+    }
+
     fn clear(&mut self) {
         if self.drawn {
             let _ = write!(self.out, "\r\x1b[K");

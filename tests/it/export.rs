@@ -681,3 +681,163 @@ fn a_count_above_the_server_cap_still_loses_nothing() {
         assert_same_output(&o.stdout, &want, "count above the cap");
     }
 }
+
+/// Three operations in distinct milliseconds, the third arriving on the
+/// directory right after it answered a page made of just the second: the
+/// reproduction of a live directory in issue 12, item 1.
+fn live_directory() -> (FakeDirectory, Vec<Op>) {
+    let base = 1_700_000_000_000;
+    let ops: Vec<Op> = (1..=3)
+        .map(|i| Op::new(op_line(base + i, &format!("o{i}")), base + i))
+        .collect();
+    let dir = FakeDirectory::start(ops[..2].to_vec(), FakeOptions::default());
+    dir.grow_after_page(&ops[1..2], ops[2..].to_vec());
+    (dir, ops)
+}
+
+fn lines_of(ops: &[Op]) -> Vec<u8> {
+    expected_lines(&ops.iter().map(|o| o.line.clone()).collect::<Vec<_>>())
+}
+
+#[test]
+fn an_operation_arriving_between_two_requests_is_not_a_stuck_tie() {
+    for lag in ["0s", "60s"] {
+        let (dir, ops) = live_directory();
+        let url = dir.url();
+        let o = run_export(&args_lag(&url, lag, &[]));
+        assert_eq!(o.code, Some(0), "--lag {lag}: {}", o.stderr);
+        // Either o3 was fetched in this run, or the run stopped cleanly
+        // after o2 and the next one fetches it; never an error.
+        let all = lines_of(&ops);
+        let two = lines_of(&ops[..2]);
+        assert!(
+            o.stdout == all || o.stdout == two,
+            "--lag {lag}: wrote {:?}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let again = run_export(&args_lag(
+            &url,
+            lag,
+            &["--since", &format_ms(ops[0].created_ms)],
+        ));
+        assert_eq!(again.code, Some(0), "{}", again.stderr);
+        assert_same_output(&again.stdout, &all, "a second run");
+    }
+}
+
+#[test]
+fn follow_writes_an_operation_that_arrived_between_two_requests() {
+    let (dir, ops) = live_directory();
+    let url = dir.url();
+    let mut child = Command::new(bin("plc-export"))
+        .args(args(&url, &["--follow", "--interval", "1s"]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).split(b'\n') {
+            let Ok(mut line) = line else { break };
+            line.push(b'\n');
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            got.extend_from_slice(&line);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            // Drain what it wrote before exiting.
+            while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                got.extend_from_slice(&line);
+            }
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!(
+                "--follow exited ({status}) after writing {:?}: {err}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+        if got.iter().filter(|&&b| b == b'\n').count() == 3 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_same_output(&got, &lines_of(&ops), "--follow");
+}
+
+#[test]
+fn a_tie_group_of_exactly_count_operations_is_exported() {
+    // Ten operations in one millisecond with --count 10: a page of ten that
+    // ends exactly where the millisecond ends is legal.
+    let base = 1_700_000_000_000;
+    let mut ops = Vec::new();
+    for i in 0..3 {
+        ops.push(Op::new(op_line(base + i, &format!("a{i:02}")), base + i));
+    }
+    let t = base + 50;
+    for i in 0..10 {
+        ops.push(Op::new(op_line(t, &format!("b{i:02}")), t));
+    }
+    for i in 0..3 {
+        ops.push(Op::new(op_line(t + 1 + i, &format!("c{i:02}")), t + 1 + i));
+    }
+    for inclusive in [false, true] {
+        let dir = directory(ops.clone(), inclusive);
+        let o = export(&dir.url(), &["--count", "10"]);
+        assert_eq!(o.code, Some(0), "inclusive={inclusive}: {}", o.stderr);
+        assert_same_output(&o.stdout, &lines_of(&ops), "a group of exactly --count");
+    }
+}
+
+#[test]
+fn a_server_ignoring_after_is_named_not_taken_for_a_tie() {
+    // 2,500 operations, pages of 1000 that always start at the first one.
+    let ops = synth(2_500, 34);
+    let dir = FakeDirectory::start(
+        ops_from(&ops),
+        FakeOptions {
+            ignore_after: true,
+            ..Default::default()
+        },
+    );
+    let o = export(&dir.url(), &[]);
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("ignored after="), "{}", o.stderr);
+    assert!(!o.stderr.contains("share the millisecond"), "{}", o.stderr);
+    assert!(dir.requests() <= 3, "{} requests", dir.requests());
+    assert_whole_lines(&o.stdout);
+    assert!(expected(&ops).starts_with(&o.stdout));
+}
+
+#[test]
+fn a_page_that_goes_backwards_is_an_error_not_skipped() {
+    // Everything fits in one page, so a second page from the start repeats
+    // what was written: the old code skipped it and exited 0.
+    let ops = synth(300, 35);
+    let dir = FakeDirectory::start(
+        ops_from(&ops),
+        FakeOptions {
+            ignore_after: true,
+            ..Default::default()
+        },
+    );
+    let o = export(&dir.url(), &[]);
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("ignored after="), "{}", o.stderr);
+    assert!(o.stderr.contains(&ops[0].created_at), "{}", o.stderr);
+    assert_same_output(&o.stdout, &expected(&ops), "the first page");
+}

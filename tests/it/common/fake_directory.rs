@@ -92,6 +92,9 @@ pub struct FakeOptions {
     /// Send 200 bodies with chunked transfer encoding (default, like the
     /// official server); `false` sends `Content-Length` instead.
     pub chunked: bool,
+    /// Ignore `after` and always serve from the first operation (a broken
+    /// server or a proxy that drops the query string).
+    pub ignore_after: bool,
 }
 
 impl Default for FakeOptions {
@@ -107,6 +110,7 @@ impl Default for FakeOptions {
             down_after: None,
             date_ms: None,
             chunked: true,
+            ignore_after: false,
         }
     }
 }
@@ -117,6 +121,10 @@ struct State {
     visible: usize,
     opts: FakeOptions,
     requests: u64,
+    /// Operations appended right after a 200 page made of exactly these
+    /// lines is answered (once): a live directory gaining operations
+    /// between two requests.
+    grow: Option<(Vec<Vec<u8>>, Vec<Op>)>,
 }
 
 struct Shared {
@@ -165,6 +173,7 @@ impl FakeDirectory {
                 visible: usize::MAX,
                 opts,
                 requests: 0,
+                grow: None,
             }),
             stop: AtomicBool::new(false),
         });
@@ -203,6 +212,16 @@ impl FakeDirectory {
         let mut st = self.shared.lock();
         check_order(&more, st.ops.last().map(|o| o.created_ms));
         st.ops.extend(more);
+    }
+
+    /// Once a 200 page made of exactly `page` (in order) has been
+    /// answered, appends `more` (as [`FakeDirectory::push`]): the next
+    /// request sees them, as on a live directory where operations arrive
+    /// between two requests.
+    pub fn grow_after_page(&self, page: &[Op], more: Vec<Op>) {
+        let mut st = self.shared.lock();
+        let lines = page.iter().map(|o| o.line.clone()).collect();
+        st.grow = Some((lines, more));
     }
 
     /// Number of `/export` requests received so far (any outcome).
@@ -305,12 +324,34 @@ fn handle_connection(mut stream: TcpStream, shared: &Shared) {
         } else {
             export(&st, n, query)
         };
+        grow_if_served(&mut st, &reply);
         (reply, opts)
     };
     let date = imf_fixdate(opts.date_ms.unwrap_or_else(now_ms));
     let _ = write_reply(&mut stream, reply, &date, opts.chunked);
     let _ = stream.flush();
     let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Applies [`FakeDirectory::grow_after_page`] when `reply` is the page it
+/// waits for.
+fn grow_if_served(st: &mut State, reply: &Reply) {
+    let Reply::Ok { body, cut: None } = reply else {
+        return;
+    };
+    let matches = st.grow.as_ref().is_some_and(|(page, _)| {
+        let served: Vec<&[u8]> = if body.is_empty() {
+            Vec::new()
+        } else {
+            body.split(|&b| b == b'\n').collect()
+        };
+        served.len() == page.len() && served.iter().zip(page).all(|(a, b)| *a == b.as_slice())
+    });
+    if matches {
+        let (_, more) = st.grow.take().expect("checked above");
+        check_order(&more, st.ops.last().map(|o| o.created_ms));
+        st.ops.extend(more);
+    }
 }
 
 fn error(status: u16, message: &str) -> Reply {
@@ -365,6 +406,7 @@ fn export(st: &State, n: u64, query: &str) -> Reply {
     // An empty `after` is treated like an absent one (as a falsy JS value).
     let start = match after_param.as_deref() {
         None | Some("") => 0,
+        Some(_) if opts.ignore_after => 0,
         Some(a) if a.bytes().all(|b| b.is_ascii_digit()) => {
             return error(400, "sequence mode (numeric after) is not simulated");
         }
