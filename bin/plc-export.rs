@@ -12,8 +12,15 @@ use std::time::Duration;
 /// Reads nothing on stdin; writes JSON lines on stdout. Lossless at page
 /// boundaries: the boundary millisecond is requested again and operations
 /// already written are dropped, so ties on a millisecond survive paging
-/// whether the server treats `after` as exclusive or inclusive. Stops when
-/// a request adds no new operation (or keeps polling with --follow).
+/// whether the server treats `after` as exclusive or inclusive, and
+/// operations that arrive between two requests are simply the next page.
+/// Stops when caught up (or keeps polling with --follow).
+///
+/// Trusts the server for no more than a page can be: at most --count
+/// operations of at most 1 MiB each, read as a stream (a body past that,
+/// however it is compressed, is an error, not memory). Follows no
+/// redirect. Every failed request is reported on stderr with when it will
+/// be tried again, even with -q.
 #[derive(Parser, Debug)]
 #[command(name = "plc-export", version, after_long_help = AFTER)]
 struct Args {
@@ -28,7 +35,9 @@ struct Args {
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     since: Option<time::Timestamp>,
     /// Operations per request (the directory serves at most 1000 whatever
-    /// is asked; a larger value is allowed and harmless).
+    /// is asked; a larger value is allowed and harmless). Also the most
+    /// operations one millisecond may hold: more cannot be paged through
+    /// losslessly and stop the export with an error.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     count: u64,
     /// Requests per minute; 0 = unlimited.
@@ -45,13 +54,15 @@ struct Args {
     #[arg(long, default_value = "60s", value_parser = time::parse_duration)]
     interval: Duration,
     /// Retries of a failed request (5xx, connection error, cut body, 429)
-    /// before exiting with status 3.
+    /// before exiting with status 3. Each one is announced on stderr; a
+    /// 429 waits for its Retry-After, at most 5 minutes.
     #[arg(long, default_value_t = 8)]
     retries: u32,
     /// First retry delay; doubles on each further retry, up to 60s.
     #[arg(long, default_value = "1s", value_parser = time::parse_duration)]
     backoff: Duration,
-    /// No progress or notes on stderr (errors are always printed). On a
+    /// No progress or notes on stderr (errors and retries are always
+    /// printed). On a
     /// terminal a live status line is shown; otherwise a plain line every
     /// 30 s and a summary at the end.
     #[arg(short, long)]
@@ -74,8 +85,11 @@ EXAMPLES:
 
 EXIT STATUS:
     0  caught up (or the reader closed the pipe)
-    2  usage error, refused repository, or a response line that is not an
-       operation (the request and the line are named)
+    2  usage error, refused repository, or a response the tool refuses (the
+       request is named): a line that is not an operation, a line over
+       1 MiB, more lines than --count, operations older than `after` (a
+       server ignoring it), more than --count operations in one
+       millisecond, a redirect (its Location is named), another 4xx
     3  the directory failed and retries ran out; every line written is whole";
 
 fn parse_time(s: &str) -> Result<time::Timestamp, String> {

@@ -6,7 +6,7 @@
 //! archive's index names it), and a redirect is an answer the operator
 //! should see and act on (`--url` with the new address), not something to
 //! follow silently. The refusal names the `Location`. Bodies are handed
-//! over unread; [`super::page`] reads them within a page's limits (ureq
+//! over unread; `page.rs` reads them within a page's limits (ureq
 //! inflates `Content-Encoding: gzip` on the fly, and that stream is what
 //! the limits bound).
 

@@ -7,11 +7,11 @@
 //! of a millisecond that a page ended inside. Here every request asks again
 //! for the boundary millisecond and drops what was already written, which
 //! is lossless against servers that treat `after` as exclusive and as
-//! inclusive ([`paging`] holds those decisions, including what a page that
+//! inclusive (`paging.rs` holds those decisions, including what a page that
 //! adds nothing means on a live directory). Each body is read as a stream
-//! within a page's limits ([`page`]), each request is paced and retried
-//! out loud ([`retry`]), and the HTTP client follows no redirect
-//! ([`http`]).
+//! within a page's limits (`page.rs`), each request is paced and retried
+//! out loud (`retry.rs`), and the HTTP client follows no redirect
+//! (`http.rs`).
 //!
 //! The network is behind the [`Directory`] trait so that paging can be
 //! tested without a server; [`HttpDirectory`] is the real client.
@@ -22,7 +22,7 @@ mod paging;
 mod retry;
 
 pub use http::{retry_after, HttpDirectory};
-pub use page::body_limit;
+pub use page::{body_limit, MAX_CID};
 pub use retry::{MAX_BACKOFF, MAX_RETRY_AFTER};
 
 use crate::error::{IoContext, Result};
@@ -344,6 +344,39 @@ mod tests {
             let err = export(&mut d, &cfg(10), &mut Vec::new(), &mut quiet()).unwrap_err();
             assert!(err.to_string().contains("share the millisecond"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_group_of_exactly_count_goes_through_and_one_more_does_not() {
+        for (size, ok) in [(4, true), (5, false)] {
+            let mut ops: Vec<(i64, String)> = (0..size).map(|i| (5, format!("c{i}"))).collect();
+            ops.push((6, "d".into()));
+            let mut d = Mem {
+                ops: ops.clone(),
+                inclusive: false,
+                cap: 1000,
+                calls: 0,
+            };
+            let mut out = Vec::new();
+            let r = export(&mut d, &cfg(4), &mut out, &mut quiet());
+            assert_eq!(r.is_ok(), ok, "group of {size}: {r:?}");
+            if ok {
+                let want: String = ops.iter().map(|(m, c)| line(*m, c) + "\n").collect();
+                assert_eq!(String::from_utf8(out).unwrap(), want);
+            }
+        }
+    }
+
+    #[test]
+    fn a_cid_longer_than_a_cid_is_refused() {
+        let mut d = Mem {
+            ops: vec![(5, "a".repeat(MAX_CID + 1))],
+            inclusive: false,
+            cap: 1000,
+            calls: 0,
+        };
+        let err = export(&mut d, &cfg(10), &mut Vec::new(), &mut quiet()).unwrap_err();
+        assert!(err.to_string().contains("not a CID"), "{err}");
     }
 
     #[test]

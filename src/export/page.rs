@@ -9,13 +9,20 @@
 //! error, and the byte limit is a hard cap on the stream itself
 //! ([`Read::take`]), so a body that inflates (`Content-Encoding: gzip`) or
 //! never ends is never read past it. Each line is checked to be an
-//! operation, in order inside the page and not older than `after` (a server
-//! that ignores `after` is named as such), then handed to a [`Visit`].
+//! operation with a CID of CID size, in order inside the page and not
+//! older than `after` (a server that ignores `after` is named as such),
+//! then handed to a [`Visit`].
 
 use crate::error::Error;
 use crate::line::{excerpt, parse_op, Op, MAX_LINE};
 use crate::time::Timestamp;
 use std::io::{BufRead, BufReader, Read};
+
+/// The longest `cid` accepted. A PLC operation's CID is a CIDv1 of
+/// sha2-256 in base32, 59 characters; the CIDs of the boundary millisecond
+/// are kept between pages, so their size is bounded here rather than by
+/// the line limit.
+pub const MAX_CID: usize = 128;
 
 /// Whether to read on after a line.
 pub(super) enum Flow {
@@ -139,6 +146,13 @@ pub(super) fn scan(
                 )))
             }
         };
+        if op.cid.len() > MAX_CID {
+            return Err(BodyFault::Refused(format!(
+                "line {line_no}: a cid of {} bytes is not a CID (at most {MAX_CID}): {}",
+                op.cid.len(),
+                excerpt(&line)
+            )));
+        }
         if prev.is_some_and(|p| op.time < p) {
             return Err(BodyFault::Refused(format!(
                 "line {line_no}: createdAt goes backwards inside a page ({}); is `after` being read as a sequence number?",

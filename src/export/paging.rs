@@ -193,6 +193,7 @@ impl Pager {
         };
         if got.lines == 0 {
             self.ask = self.count;
+            self.beyond = None;
             return Ok(Next::CaughtUp);
         }
         if got.lines >= self.ask {
@@ -201,17 +202,18 @@ impl Pager {
                 self.ask = self.count + 1;
                 return Ok(Next::More);
             }
-            return Err(self.group_too_large());
+            return Err(self.group_too_large(net));
         }
         let key = (b, self.cur.group);
         if self.beyond == Some(key) {
-            return Err(self.pages_stop_at(got.lines));
+            return Err(self.pages_stop_at(net, got.lines));
         }
         if self.operations_beyond(net, b)? {
             self.beyond = Some(key);
             return Ok(Next::More);
         }
         self.ask = self.count;
+        self.beyond = None;
         Ok(Next::CaughtUp)
     }
 
@@ -239,18 +241,23 @@ impl Pager {
     }
 
     /// More than `--count` operations share the boundary millisecond.
-    fn group_too_large(&self) -> Error {
-        Error::Protocol(too_many(self.count, &self.cur.boundary_text()))
+    fn group_too_large(&self, net: &Requester<'_, '_>) -> Error {
+        Error::Protocol(format!(
+            "{}: {}",
+            net.describe(self.cur.after(), self.ask),
+            too_many(self.count, &self.cur.boundary_text())
+        ))
     }
 
     /// The same stalled page came back although later operations exist.
-    fn pages_stop_at(&self, lines: usize) -> Error {
+    fn pages_stop_at(&self, net: &Requester<'_, '_>, lines: usize) -> Error {
         let at = self.cur.boundary_text();
         Error::Protocol(format!(
-            "pages from this server stop at {lines} operations (asked for {}), all created at {at} and all written, although operations after {at} exist: at least {lines} operations share the millisecond {at}, more than one page of this server shows, so paging past it could lose some; {}",
+            "{}: the same page of {lines} operations created at {at} came back although operations after {at} exist: this server returns at most {lines} per request (asked for {}) and at least {lines} share the millisecond {at}, so paging past it could lose some; {}",
+            net.describe(self.cur.after(), self.ask),
             self.ask,
             if lines < self.count {
-                format!("the server returns at most {lines} per request whatever --count asks")
+                "no --count can page past it with this server".to_string()
             } else {
                 "retry with a larger --count if the server returns more per request (the official directory returns at most 1000)".to_string()
             }

@@ -50,6 +50,12 @@ impl<'r, 'p> Requester<'r, 'p> {
         }
     }
 
+    /// How the request for `count=ask&after=after` is named in messages.
+    pub fn describe(&self, after: Option<Timestamp>, ask: usize) -> String {
+        let after = after.map(Timestamp::format_millis);
+        self.dir.describe(after.as_deref(), ask)
+    }
+
     /// Requests `count=ask&after=after` until a body is read to its end (or
     /// `visit` stops it), retrying what is worth retrying.
     pub fn request(
@@ -59,7 +65,7 @@ impl<'r, 'p> Requester<'r, 'p> {
         visit: &mut dyn Visit,
     ) -> Result<Scanned> {
         let after_text = after.map(Timestamp::format_millis);
-        let what = self.dir.describe(after_text.as_deref(), ask);
+        let what = self.describe(after, ask);
         let mut failures = 0u32;
         let mut last_bad: Option<Vec<u8>> = None;
         loop {

@@ -525,3 +525,39 @@ fn concurrent_clients_and_drop() {
         "still listening after drop"
     );
 }
+
+#[test]
+fn ignore_after_serves_from_the_start() {
+    let ops: Vec<Op> = (0..5)
+        .map(|i| Op::new(format!("line{i}"), 1_700_000_000_000 + i))
+        .collect();
+    let dir = FakeDirectory::start(
+        ops.clone(),
+        FakeOptions {
+            ignore_after: true,
+            ..Default::default()
+        },
+    );
+    let after = format_ms(ops[3].created_ms);
+    let r = raw_get(&dir, &format!("/export?count=2&after={after}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.lines(), vec![&b"line0"[..], b"line1"]);
+}
+
+#[test]
+fn grow_after_page_adds_operations_once_that_page_was_answered() {
+    let ops: Vec<Op> = (0..3)
+        .map(|i| Op::new(format!("line{i}"), 1_700_000_000_000 + i))
+        .collect();
+    let dir = FakeDirectory::start(ops[..2].to_vec(), FakeOptions::default());
+    dir.grow_after_page(&ops[1..2], ops[2..].to_vec());
+    // Another page does not trigger it.
+    let r = raw_get(&dir, "/export");
+    assert_eq!(r.lines(), vec![&b"line0"[..], b"line1"]);
+    let after = format_ms(ops[0].created_ms);
+    let r = raw_get(&dir, &format!("/export?after={after}"));
+    assert_eq!(r.lines(), vec![&b"line1"[..]]);
+    // The page of just line1 was answered: line2 is there now.
+    let r = raw_get(&dir, &format!("/export?after={after}"));
+    assert_eq!(r.lines(), vec![&b"line1"[..], b"line2"]);
+}

@@ -8,7 +8,10 @@
 //! newline, and JSON `{"message":...}` errors. Faults (500, 429 with
 //! `Retry-After`, truncated bodies, 503 when down) are injected by request
 //! number. Every response carries `Connection: close`, and the connection is
-//! closed after it.
+//! closed after it. It can also misbehave the way live and broken servers
+//! do: gain operations right after answering a given page
+//! ([`FakeDirectory::grow_after_page`]), or ignore `after`
+//! ([`FakeOptions::ignore_after`]).
 //!
 //! Operations are [`Op`]s (exact line bytes plus `createdAt` in Unix
 //! milliseconds); build them with [`Op::new`] or from
