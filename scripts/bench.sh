@@ -84,6 +84,44 @@ zstd -dc -q "$W"/R/*.jsonl.zst >"$W/sealed.jsonl"
 measure verifyfloor bash -c "zstd -dc -q '$W'/R/*.jsonl.zst >/dev/null && openssl dgst -sha256 '$W/sealed.jsonl' && cat '$W'/R/*.jsonl.zst | openssl dgst -sha256"
 measure verify "$B/plc-verify" "$W/R"
 
+# Sealing onto a long archive: the same 19 bundles (2 to BUNDLES of the
+# sealed content) appended to a 1-bundle archive and to one whose index
+# already holds 7,000 bundles. The long index is fabricated (6,999 entries
+# with a consistent chain but no files, then bundle 1's file and entry as
+# bundle 7,000): plc-seal reads only the index and the last bundle.
+long_index() { # SRC_INDEX N OUT_DIR
+    python3 - "$@" <<'PY'
+import hashlib, json, os, shutil, sys
+src, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+idx = json.load(open(os.path.join(src, "plc_bundles.json")))
+first = idx["bundles"][0]
+bundles, parent = [], ""
+for i in range(1, n + 1):
+    e = dict(first)
+    if i < n:
+        e["content_hash"] = hashlib.sha256(b"fabricated %d" % i).hexdigest()
+        e["compressed_hash"] = hashlib.sha256(b"file %d" % i).hexdigest()
+    pre = "plcbundle:genesis:" if i == 1 else parent + ":"
+    e["hash"] = hashlib.sha256((pre + e["content_hash"]).encode()).hexdigest()
+    e["bundle_number"], e["parent"] = i, parent
+    e["cursor"] = "" if i == 1 else first["end_time"]
+    if i > 1:
+        e["start_time"] = first["end_time"]
+    bundles.append(e)
+    parent = e["hash"]
+os.makedirs(out)
+shutil.copy(os.path.join(src, "000001.jsonl.zst"), os.path.join(out, "%06d.jsonl.zst" % n))
+idx.update(last_bundle=n, bundles=bundles,
+           total_size_bytes=n * first["compressed_size"],
+           total_uncompressed_size_bytes=n * first["uncompressed_size"])
+open(os.path.join(out, "plc_bundles.json"), "w").write(json.dumps(idx, indent=2) + "\n")
+PY
+}
+tail -n +10001 "$W/sealed.jsonl" >"$W/rest.jsonl"
+PREP="rm -rf '$W/L1' && long_index '$W/R' 1 '$W/L1'" measure sealshort "$B/plc-seal" -q --repo "$W/L1" "$W/rest.jsonl"
+PREP="rm -rf '$W/L7' && long_index '$W/R' 7000 '$W/L7'" measure seallong "$B/plc-seal" -q --repo "$W/L7" "$W/rest.jsonl"
+"$B/plc-verify" -q --quick "$W/L1" >/dev/null || { echo "bench: the short archive does not verify" >&2; exit 2; }
+
 # End to end from a local directory on 127.0.0.1: plc-serve over the
 # sealed archive answers /export like the directory; the whole pipeline
 # archives it again with --rate 0 (the server shares the two cores; its own
@@ -132,6 +170,8 @@ row seal "plc-dedup \| plc-chunk \| plc-seal" "$(ratio "$(col seal 1)" "$(col se
 row verifyfloor "verification floor (zstd -dc, sha256 x2)" "1.00" ""
 row verify "plc-verify (all checks)" "$(ratio "$(col verify 1)" "$(col verifyfloor 1)")" "≤ 0.5"
 row e2e "end to end: plc-serve on 127.0.0.1 -> plc-export --rate 0 \| plc-dedup \| plc-chunk \| plc-seal" "$(ratio "$(col e2e 1)" "$(col sealfloor 1)")" "≤ 1.2 (of the sealing floor)"
+row sealshort "plc-seal of bundles 2-$bundles onto a 1-bundle archive" "1.00" ""
+row seallong "the same onto an archive whose index holds 7,000 bundles" "$(ratio "$(col seallong 1)" "$(col sealshort 1)")" "≤ 1.15 (of the row above)"
 for f in 1 2; do
     n=$((bundles * f))
     row "export$f" "plc-export alone (from plc-serve), $n bundles" "" "≤ 64 MB"

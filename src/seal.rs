@@ -7,10 +7,19 @@
 //! memory) compress and hash chunks, two bundles at a time, since bundles
 //! are independent until the chain. One committing thread takes the
 //! results strictly in bundle order and, for each, puts the bundle file in
-//! place (fsynced, renamed, directory fsynced) before the index that names
-//! it is replaced the same way, so a crash leaves at worst one unindexed
-//! bundle file numbered `last_bundle + 1`, which the next run overwrites.
-//! The committer's fsyncs overlap the workers' compression.
+//! place (fsynced, renamed, directory fsynced). The index that names them
+//! is replaced the same way, but not after every bundle: the index of a
+//! full archive is several megabytes, and rewriting it per bundle would
+//! make the cost of a bundle grow with the archive's length. It is written
+//! at most once per [`INDEX_EVERY`] while bundles keep coming, as soon as
+//! the input pauses for [`INDEX_WHEN_IDLE`], and at the end (also after an
+//! error). So an index always names only complete bundles, and a crash
+//! leaves at worst a contiguous run of unindexed bundle files numbered
+//! `last_bundle + 1`, `last_bundle + 2`, ...: an interrupted seal, which
+//! the next run removes (highest number first, so that a crash while
+//! removing leaves a shorter run) before it seals anything. Nothing is lost:
+//! their operations were never in the index, and the pipeline fetches
+//! them again. The committer's fsyncs overlap the workers' compression.
 
 use crate::error::{Error, IoContext, Result};
 use crate::index::{
@@ -24,6 +33,13 @@ use crate::time::Timestamp;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// While bundles keep coming, the index is rewritten at most this often.
+pub const INDEX_EVERY: Duration = Duration::from_secs(1);
+/// When no bundle has come for this long, the index is written at once,
+/// so a slow pipeline (a live directory) publishes each bundle promptly.
+pub const INDEX_WHEN_IDLE: Duration = Duration::from_millis(200);
 
 /// How bundles are compressed, chosen with data (README, "Bundle format"):
 /// zstd's `fast` strategy with a 4 MiB window and a hash table of 2^17
@@ -267,7 +283,7 @@ pub fn seal(
             idx
         }
     };
-    check_no_stray_bundles(dir, index.last_bundle)?;
+    remove_interrupted_seal(dir, index.last_bundle)?;
     let tail = repo::read_tail(dir, &index)?;
     let mut seq = match &tail {
         Some(t) => Sequencer::seeded(&t.end_time, t.time, t.cids.iter().cloned()),
@@ -338,20 +354,39 @@ fn background_priority() {
     }
 }
 
-/// Refuses to build on a directory holding bundle files the index does not
-/// explain: only `last_bundle + 1` may exist (an interrupted seal).
-fn check_no_stray_bundles(dir: &Path, last_bundle: u64) -> Result<()> {
+/// Removes what an interrupted seal left: bundle files numbered
+/// `last_bundle + 1, + 2, ...` (a contiguous run) that the index does not
+/// name. Refuses any other bundle file the index does not explain, which
+/// this tool never leaves behind. Highest number first, so that a crash
+/// in the middle leaves a shorter contiguous run.
+fn remove_interrupted_seal(dir: &Path, last_bundle: u64) -> Result<()> {
+    let mut unindexed = Vec::new();
     for entry in std::fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
         let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
         if let Some(n) = parse_bundle_file_name(&entry.file_name().to_string_lossy()) {
-            if n > last_bundle + 1 {
-                return Err(Error::Archive(format!(
-                    "{}: bundle file {} is not in the index (last bundle is {last_bundle}); run plc-verify",
-                    dir.display(),
-                    bundle_file_name(n)
-                )));
+            if n > last_bundle {
+                unindexed.push(n);
             }
         }
+    }
+    unindexed.sort_unstable();
+    if let Some(gap) = unindexed
+        .iter()
+        .zip(last_bundle + 1..)
+        .find(|(&n, expected)| n != *expected)
+    {
+        return Err(Error::Archive(format!(
+            "{}: bundle file {} is not in the index (last bundle is {last_bundle}) and does not follow it; run plc-verify",
+            dir.display(),
+            bundle_file_name(*gap.0)
+        )));
+    }
+    for &n in unindexed.iter().rev() {
+        let path = dir.join(bundle_file_name(n));
+        std::fs::remove_file(&path).ctx(|| format!("removing {}", path.display()))?;
+    }
+    if !unindexed.is_empty() {
+        repo::sync_dir(dir)?;
     }
     Ok(())
 }
@@ -432,9 +467,9 @@ fn read_chunks(
     Ok(())
 }
 
-/// Commits sealed chunks strictly in order: each bundle file, then the
-/// index naming it. Results that arrive early wait (at most one per
-/// worker).
+/// Commits sealed chunks strictly in order: each bundle file as it comes,
+/// and the index that names them as the module's documentation says.
+/// Results that arrive early wait (at most one per worker).
 fn commit_in_order(
     dir: &Path,
     mut index: Index,
@@ -446,24 +481,111 @@ fn commit_in_order(
         sealed: 0,
         last_bundle: index.last_bundle,
     };
+    let mut pending = IndexWriter::new(dir);
+    let placed = place_in_order(
+        dir,
+        &mut index,
+        rx,
+        out_pool,
+        log,
+        &mut pending,
+        &mut report,
+    );
+    // Whatever happened, bundles already in place get their index entries.
+    let flushed = pending.flush(&index);
+    placed.and(flushed)?;
+    Ok(report)
+}
+
+/// Places each sealed chunk's bundle file as its turn comes, and lets
+/// `pending` write the index when it is due.
+fn place_in_order(
+    dir: &Path,
+    index: &mut Index,
+    rx: mpsc::Receiver<Sealed>,
+    out_pool: &Pool<Vec<u8>>,
+    log: &mut (dyn Write + Send),
+    pending: &mut IndexWriter<'_>,
+    report: &mut SealReport,
+) -> Result<()> {
     let mut waiting: Vec<Sealed> = Vec::new();
     let mut next = 0u64;
-    for sealed in rx {
+    loop {
+        let sealed = match rx.recv_timeout(pending.wait()) {
+            Ok(s) => s,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                pending.flush(index)?;
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        };
         waiting.push(sealed);
         while let Some(i) = waiting.iter().position(|c| c.seq == next) {
             let chunk = waiting.swap_remove(i);
-            out_pool.put(commit(dir, &mut index, chunk, log)?);
+            out_pool.put(place_bundle(dir, index, chunk, log)?);
+            pending.placed();
             next += 1;
             report.sealed += 1;
             report.last_bundle = index.last_bundle;
         }
+        if pending.due() {
+            pending.flush(index)?;
+        }
     }
-    Ok(report)
 }
 
-/// Writes one bundle file, then the index with its entry; gives back the
-/// compressed buffer for reuse.
-fn commit(
+/// Decides when the index is rewritten: see [`INDEX_EVERY`] and
+/// [`INDEX_WHEN_IDLE`].
+struct IndexWriter<'a> {
+    dir: &'a Path,
+    /// Bundles placed since the index was last written.
+    unwritten: u64,
+    /// When the index was last written (or the run started).
+    written_at: Instant,
+}
+
+impl<'a> IndexWriter<'a> {
+    fn new(dir: &'a Path) -> IndexWriter<'a> {
+        IndexWriter {
+            dir,
+            unwritten: 0,
+            written_at: Instant::now(),
+        }
+    }
+
+    fn placed(&mut self) {
+        self.unwritten += 1;
+    }
+
+    /// True when bundles wait for the index and it was written long enough ago.
+    fn due(&self) -> bool {
+        self.unwritten > 0 && self.written_at.elapsed() >= INDEX_EVERY
+    }
+
+    /// How long to wait for the next bundle before writing the index.
+    fn wait(&self) -> Duration {
+        if self.unwritten == 0 {
+            Duration::from_secs(3600)
+        } else {
+            INDEX_WHEN_IDLE
+        }
+    }
+
+    /// Writes the index if any placed bundle is not in it yet.
+    fn flush(&mut self, index: &Index) -> Result<()> {
+        if self.unwritten == 0 {
+            return Ok(());
+        }
+        repo::write_atomic(self.dir, crate::index::INDEX_FILE, &index.to_bytes())?;
+        self.unwritten = 0;
+        self.written_at = Instant::now();
+        Ok(())
+    }
+}
+
+/// Puts one bundle file in place and adds its entry to the in-memory
+/// index; gives back the compressed buffer for reuse.
+fn place_bundle(
     dir: &Path,
     index: &mut Index,
     chunk: Sealed,
@@ -512,7 +634,6 @@ fn commit(
         &entry.hash[..16]
     );
     index.bundles.push(entry);
-    repo::write_atomic(dir, crate::index::INDEX_FILE, &index.to_bytes())?;
     let _ = log.write_all(line.as_bytes());
     Ok(compressed)
 }

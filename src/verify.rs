@@ -385,8 +385,10 @@ fn finish(rep: Reporter<'_>, mut report: VerifyReport) -> VerifyReport {
     report
 }
 
-/// Files the index does not name: `last_bundle + 1` is an interrupted
-/// seal (a warning); any other bundle file is a problem.
+/// Files the index does not name: a contiguous run `last_bundle + 1`,
+/// `+ 2`, ... is an interrupted seal (plc-seal writes the index after the
+/// bundles it names, at most once a second: a warning); any other bundle
+/// file is a problem.
 fn check_directory(dir: &Path, last: u64, rep: &mut Reporter<'_>) -> Result<()> {
     let mut names: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
@@ -394,11 +396,13 @@ fn check_directory(dir: &Path, last: u64, rep: &mut Reporter<'_>) -> Result<()> 
         names.push(entry.file_name().to_string_lossy().into_owned());
     }
     names.sort();
+    let mut interrupted = last;
     for name in names {
         if let Some(n) = parse_bundle_file_name(&name) {
-            if n == last + 1 {
+            if n == interrupted + 1 {
+                interrupted = n;
                 rep.warning(format_args!(
-                    "{name} is not in the index: an interrupted seal; the next plc-seal run replaces it"
+                    "{name} is not in the index: an interrupted seal; the next plc-seal run removes it"
                 ))?;
             } else if n > last || n == 0 {
                 rep.problem(

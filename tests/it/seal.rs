@@ -496,7 +496,7 @@ fn a_second_writer_fails_at_once_while_the_first_holds_the_lock() {
 }
 
 #[test]
-fn an_interrupted_seal_s_leftovers_are_replaced_and_the_result_verifies() {
+fn an_interrupted_seal_s_leftovers_are_removed_and_the_result_verifies() {
     let ops = ops();
     let tmp = TempDir::new("seal-leftover");
     let repo = tmp.join("repo");
@@ -511,15 +511,15 @@ fn an_interrupted_seal_s_leftovers_are_replaced_and_the_result_verifies() {
     assert_eq!(v.code, Some(0), "{}{}", v.out(), v.stderr);
     assert_eq!(v.out().matches("warning:").count(), 3, "{}", v.out());
 
-    // A run with nothing to seal already removes the temporary files (a
-    // run that seals would overwrite these two names anyway).
+    // A run with nothing to seal already removes the temporary files and
+    // the unindexed bundle.
     assert_ok(&seal(&repo, &[], b""));
     assert!(
         !names(&dir).iter().any(|n| n.ends_with(".tmp")),
         "{:?}",
         names(&dir)
     );
-    assert!(dir.join("000002.jsonl.zst").exists());
+    assert!(!dir.join("000002.jsonl.zst").exists());
 
     assert_ok(&seal(&repo, &[], &joined_ops(&ops[10_000..20_000])));
     assert_archive(&dir, &expected_bundles(&lines(&ops[..20_000])));
@@ -542,4 +542,41 @@ fn a_bundle_file_beyond_the_next_number_is_refused() {
     assert!(out.stderr.contains("000003.jsonl.zst"), "{}", out.stderr);
     assert!(std::fs::read(dir.join("plc_bundles.json")).unwrap() == before);
     assert_eq!(bundle_files(&dir), ["000001.jsonl.zst", "000003.jsonl.zst"]);
+}
+
+#[test]
+fn several_unindexed_bundles_left_by_a_kill_are_warnings_and_the_next_run_converges() {
+    // The index is written at most once a second while bundles keep
+    // coming, so a kill can leave several complete bundle files after the
+    // index's last bundle. Make that state by hand: seal 3 bundles, then
+    // put back the index as it was after the first.
+    let ops = ops();
+    let tmp = TempDir::new("seal-unindexed-run");
+    let repo = tmp.join("repo");
+    let dir = tmp.path().join("repo");
+    assert_ok(&seal(&repo, &[], &joined_ops(&ops[..10_000])));
+    let after_one = std::fs::read(dir.join("plc_bundles.json")).unwrap();
+    assert_ok(&seal(&repo, &[], &joined_ops(&ops[10_000..30_000])));
+    std::fs::write(dir.join("plc_bundles.json"), &after_one).unwrap();
+
+    let v = run("plc-verify", &[&repo], b"");
+    assert_eq!(v.code, Some(0), "{}{}", v.out(), v.stderr);
+    for name in ["000002.jsonl.zst", "000003.jsonl.zst"] {
+        assert!(
+            v.out()
+                .lines()
+                .any(|l| l.starts_with(&format!("warning: {name} is not in the index"))),
+            "{}",
+            v.out()
+        );
+    }
+
+    // The next run removes them and seals the same chunks again, this
+    // time with only the second one: the archive ends at bundle 2.
+    assert_ok(&seal(&repo, &[], &joined_ops(&ops[10_000..20_000])));
+    assert_eq!(bundle_files(&dir), ["000001.jsonl.zst", "000002.jsonl.zst"]);
+    assert_archive(&dir, &expected_bundles(&lines(&ops[..20_000])));
+    let v = run("plc-verify", &[&repo], b"");
+    assert_eq!(v.code, Some(0), "{}{}", v.out(), v.stderr);
+    assert!(!v.out().contains("warning"), "{}", v.out());
 }

@@ -178,6 +178,13 @@ fn an_unindexed_file_is_a_problem_unless_it_is_the_next_number() {
         out.out()
     );
     assert!(problems(&out).is_empty(), "{}", out.out());
+
+    // So is a contiguous run after it (the index is written at most once
+    // a second while bundles keep coming).
+    std::fs::copy(dir.join(bundle(3)), dir.join(bundle(5))).unwrap();
+    let out = verify(&dir);
+    assert_eq!(out.code, Some(0), "{}{}", out.out(), out.stderr);
+    assert_eq!(out.out().matches("warning: ").count(), 2, "{}", out.out());
 }
 
 #[test]
