@@ -325,9 +325,28 @@ impl Http {
     /// and, when `at_least` is given, a shorter body counts as cut off.
     fn get(&self, url: &str, limit: u64, at_least: Option<u64>) -> Result<Got> {
         let mut failures = 0u32;
+        let mut last_short = None;
         loop {
             self.pace();
-            let (wait, msg) = match self.attempt(url, limit, at_least) {
+            let (wait, msg) = match self.attempt(url, limit) {
+                // A body shorter than the index's size is usually cut off;
+                // the same short body twice is what the mirror holds (and
+                // its checks will say what is wrong with it).
+                Ok(body)
+                    if at_least.is_some_and(|n| (body.len() as u64) < n)
+                        && last_short != Some(body.len()) =>
+                {
+                    last_short = Some(body.len());
+                    let exp = self.backoff.saturating_mul(1 << failures.min(16));
+                    (
+                        exp.min(Duration::from_secs(60)),
+                        format!(
+                            "the body is cut off? {} bytes, the index says {}",
+                            body.len(),
+                            at_least.unwrap_or(0)
+                        ),
+                    )
+                }
                 Ok(body) => return Ok(Got::Body(body)),
                 Err(Fault::Final(got)) => return Ok(got),
                 Err(Fault::Transient(msg)) => {
@@ -347,12 +366,7 @@ impl Http {
         }
     }
 
-    fn attempt(
-        &self,
-        url: &str,
-        limit: u64,
-        at_least: Option<u64>,
-    ) -> std::result::Result<Vec<u8>, Fault> {
+    fn attempt(&self, url: &str, limit: u64) -> std::result::Result<Vec<u8>, Fault> {
         let mut target = url.to_string();
         for _ in 0..=MAX_REDIRECTS {
             let mut resp = match self.agent.get(&target).call() {
@@ -374,13 +388,6 @@ impl Http {
             match status {
                 200 => {
                     return match resp.body_mut().with_config().limit(limit).read_to_vec() {
-                        Ok(body) if at_least.is_some_and(|n| (body.len() as u64) < n) => {
-                            Err(Fault::Transient(format!(
-                                "the body is cut off: {} bytes of at least {}",
-                                body.len(),
-                                at_least.unwrap_or(0)
-                            )))
-                        }
                         Ok(body) => Ok(body),
                         Err(ureq::Error::BodyExceedsLimit(_)) => Err(Fault::Final(Got::TooLarge)),
                         Err(e) => Err(Fault::Transient(format!(

@@ -5,6 +5,7 @@ mod common;
 
 mod bad_input;
 mod chunk;
+mod clone;
 mod cookbook;
 mod crash;
 mod dedup;
