@@ -11,12 +11,12 @@
 //! or from the head of the archive being continued.
 
 use crate::error::{Error, IoContext, Result};
-use crate::index::{chain_hash, sha256_hex, BundleEntry, Index};
+use crate::index::{chain_hash, BundleEntry, Index};
 use crate::progress::{human, Progress};
 use crate::source::Source;
-use crate::verify::BundleRange;
+use crate::verify::{check_bundle, check_link, BundleRange, Link, Problem};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 
@@ -133,8 +133,8 @@ pub fn first_difference(a: &[BundleEntry], b: &[BundleEntry]) -> Option<u64> {
 }
 
 /// A bundle downloaded and checked against its entry (all but the chain).
-pub(crate) struct Checked {
-    pub(crate) content: Vec<u8>,
+struct Checked {
+    content: Vec<u8>,
     content_hash: String,
     operations: u64,
     file_len: u64,
@@ -242,19 +242,17 @@ fn write_in_order(
             }
         };
         let entry = &source.index.bundles[n as usize - 1];
-        let recomputed = chain_hash(parent.as_deref(), &checked.content_hash);
-        if recomputed != entry.hash {
-            let from = if parent.is_none() {
-                "from genesis"
-            } else {
-                "from the previous bundle's hash"
-            };
-            report.failure = Some(format!(
-                "{label}: hash: index says {}, recomputed {from} {recomputed}",
-                entry.hash
-            ));
+        let link = match &parent {
+            None => Link::Genesis,
+            Some(p) => Link::After(p),
+        };
+        let mut broken = Vec::new();
+        check_link(entry, link, &checked.content_hash, &mut broken);
+        if !broken.is_empty() {
+            report.failure = Some(format!("{label}: {}", problems(&broken)));
             return Ok(());
         }
+        let recomputed = entry.hash.clone();
         out.write_all(&checked.content).ctx(|| "writing output")?;
         parent = Some(recomputed);
         report.written += 1;
@@ -294,112 +292,24 @@ fn fetch_and_check(source: &Source, n: u64) -> Outcome {
         Ok(f) => f,
         Err(problem) => return Ok(Err(problem)),
     };
-    Ok(check_downloaded(entry, &file))
+    let mut content = Vec::new();
+    // The chain is checked by the writer, which sees the bundles in order.
+    let check = check_bundle(entry, &file, Link::Unchecked, &mut content);
+    match check.content_hash {
+        Some(content_hash) if check.problems.is_empty() => Ok(Ok(Checked {
+            content,
+            content_hash,
+            operations: check.operations,
+            file_len: file.len() as u64,
+        })),
+        _ => Ok(Err(problems(&check.problems))),
+    }
 }
 
-/// Checks a downloaded file against its index entry, everything but the
-/// chain (which needs the bundles in order): the stored file's hash and
-/// size, the content's hash and size, and its operation count. Returns the
-/// content. The other implementations' files are accepted as `plc-verify`
-/// accepts them: a skippable metadata frame in front of the data frames
-/// may be left out of `compressed_hash` and `compressed_size`.
-///
-/// (A private copy of the checks until `verify` offers one function that
-/// checks a bundle against its entry for both tools.)
-pub(crate) fn check_downloaded(
-    entry: &BundleEntry,
-    file: &[u8],
-) -> std::result::Result<Checked, String> {
-    let limit = entry.uncompressed_size;
-    let mut content = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(64 << 20) + 1);
-    let decoded = zstd::stream::read::Decoder::with_buffer(file)
-        .and_then(|d| d.take(limit + 1).read_to_end(&mut content));
-    let (file_hash, content_hash) = crate::sha::sha256_hex_pair(file, &content);
-    let data = data_frames(file);
-    let hash_ok = file_hash == entry.compressed_hash
-        || data
-            .as_ref()
-            .is_some_and(|d| sha256_hex(d) == entry.compressed_hash);
-    if !hash_ok {
-        return Err(format!(
-            "compressed_hash: index says {}, file has {file_hash}",
-            entry.compressed_hash
-        ));
-    }
-    let size_ok = entry.compressed_size == file.len() as u64
-        || data
-            .as_ref()
-            .is_some_and(|d| d.len() as u64 == entry.compressed_size);
-    if !size_ok {
-        return Err(format!(
-            "compressed_size: index says {}, file is {} bytes",
-            entry.compressed_size,
-            file.len()
-        ));
-    }
-    if let Err(e) = decoded {
-        return Err(format!("file: does not decompress: {e}"));
-    }
-    if content.len() as u64 != entry.uncompressed_size {
-        return Err(format!(
-            "uncompressed_size: index says {}, content is {}{} bytes",
-            entry.uncompressed_size,
-            if content.len() as u64 > limit {
-                "more than "
-            } else {
-                ""
-            },
-            content.len().min(limit as usize)
-        ));
-    }
-    if content_hash != entry.content_hash {
-        return Err(format!(
-            "content_hash: index says {}, content has {content_hash}",
-            entry.content_hash
-        ));
-    }
-    if !content.is_empty() && content.last() != Some(&b'\n') {
-        return Err("content: the last operation is not followed by a newline".into());
-    }
-    let operations = bytecount(&content);
-    if operations != entry.operation_count {
-        return Err(format!(
-            "operation_count: index says {}, file holds {operations}",
-            entry.operation_count
-        ));
-    }
-    Ok(Checked {
-        content,
-        content_hash,
-        operations,
-        file_len: file.len() as u64,
-    })
-}
-
-fn bytecount(content: &[u8]) -> u64 {
-    content.iter().filter(|&&b| b == b'\n').count() as u64
-}
-
-/// The file's zstd data frames without skippable frames, when it has a
-/// skippable frame (`None` otherwise or when the framing is unreadable).
-fn data_frames(file: &[u8]) -> Option<Vec<u8>> {
-    let mut data = Vec::new();
-    let mut off = 0;
-    let mut skipped = false;
-    while off < file.len() {
-        let rest = &file[off..];
-        let magic = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
-        if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
-            let len = u32::from_le_bytes(rest.get(4..8)?.try_into().ok()?) as usize;
-            off = off.checked_add(8 + len)?;
-            skipped = true;
-            continue;
-        }
-        let n = zstd::zstd_safe::find_frame_compressed_size(rest).ok()?;
-        data.extend_from_slice(&rest[..n]);
-        off += n;
-    }
-    skipped.then_some(data)
+/// Every problem of a bundle on one line: `field: message; field: ...`.
+fn problems(list: &[Problem]) -> String {
+    let all: Vec<String> = list.iter().map(Problem::to_string).collect();
+    all.join("; ")
 }
 
 #[cfg(test)]
@@ -431,21 +341,5 @@ mod tests {
         assert_eq!(first_difference(&a, &b), Some(2));
         assert_eq!(first_difference(&a, &a[..2]), None);
         assert_eq!(first_difference(&a[..1], &b), None);
-    }
-
-    #[test]
-    fn a_metadata_frame_is_left_out_of_the_data_frames() {
-        let content = b"{\"a\":1}\n".repeat(50);
-        let frame = zstd::bulk::compress(&content, 1).unwrap();
-        let mut file = Vec::new();
-        file.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
-        file.extend_from_slice(&3u32.to_le_bytes());
-        file.extend_from_slice(b"abc");
-        file.extend_from_slice(&frame);
-        file.extend_from_slice(&frame);
-        let mut want = frame.clone();
-        want.extend_from_slice(&frame);
-        assert_eq!(data_frames(&file), Some(want));
-        assert_eq!(data_frames(&frame), None);
     }
 }

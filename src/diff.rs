@@ -102,9 +102,13 @@ fn read_checked(src: &Source, k: u64) -> Result<Vec<u8>> {
     let fail = |p: String| Error::Archive(format!("{}: bundle {k:06}: {p}", src.describe()));
     let file = src.bundle_file(k)?.map_err(fail)?;
     let entry = &src.index.bundles[k as usize - 1];
-    crate::clone::check_downloaded(entry, &file)
-        .map(|c| c.content)
-        .map_err(fail)
+    let mut content = Vec::new();
+    let check =
+        crate::verify::check_bundle(entry, &file, crate::verify::Link::Unchecked, &mut content);
+    match check.problems.first() {
+        None => Ok(content),
+        Some(p) => Err(fail(p.to_string())),
+    }
 }
 
 /// One operation line and what it is matched and sorted by.

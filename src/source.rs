@@ -19,18 +19,12 @@ use crate::export::retry_after;
 use crate::index::{bundle_file_name, Index, INDEX_FILE};
 use crate::line::excerpt;
 use crate::progress::human;
+use crate::repo::MAX_INDEX_BYTES;
 use crate::time::Timestamp;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The largest index accepted (the real archive's is a few MB).
-pub const MAX_INDEX_BYTES: u64 = 64 << 20;
-/// Bytes a bundle file may hold beyond its `compressed_size`: the Go/Rust
-/// implementations count only the data frames there, not the skippable
-/// metadata frame in front of them.
-pub const BUNDLE_SLACK: u64 = 1 << 20;
 /// The longest single wait a `Retry-After` header can impose.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// The most redirects followed (all on the same host).
@@ -106,14 +100,8 @@ impl Source {
         }
         let dir = PathBuf::from(spec);
         let path = dir.join(INDEX_FILE);
-        let bytes = read_capped(&path, MAX_INDEX_BYTES).map_err(|e| match e {
-            Capped::Io(e) => Error::io(format!("reading {}", path.display()), e),
-            Capped::TooLarge(n) => Error::Archive(format!(
-                "{}: {n} bytes, more than the {MAX_INDEX_BYTES} an index may hold",
-                path.display()
-            )),
-        })?;
-        let index = parse_index(&bytes, &path.display().to_string())?;
+        let (_, parsed) = crate::repo::read_index_file(&path)?;
+        let index = numbered(parsed.index, &path.display().to_string())?;
         Ok(Source {
             layout: Layout::Directory(dir),
             http: None,
@@ -144,7 +132,7 @@ impl Source {
     }
 
     /// Reads bundle `n`'s file as stored, refusing more than its index
-    /// entry's `compressed_size` plus [`BUNDLE_SLACK`]. `Ok(Err(..))` is a
+    /// entry allows ([`crate::repo::file_bound`]). `Ok(Err(..))` is a
     /// problem of the bundle (too large, missing on the server); `Err` is
     /// an I/O error, or the network failing after retries.
     pub fn bundle_file(&self, n: u64) -> Result<std::result::Result<Vec<u8>, BundleProblem>> {
@@ -153,17 +141,27 @@ impl Source {
             .bundles
             .get((n as usize).wrapping_sub(1))
             .ok_or_else(|| Error::Usage(format!("bundle {n} is not in the index")))?;
-        let limit = entry.compressed_size.saturating_add(BUNDLE_SLACK);
+        let limit = crate::repo::file_bound(entry);
         let location = self.bundle_location(n);
         match (&self.layout, &self.http) {
-            (Layout::Directory(_), _) => match read_capped(Path::new(&location), limit) {
-                Ok(b) => Ok(Ok(b)),
-                Err(Capped::TooLarge(size)) => Ok(Err(too_large(size, entry.compressed_size))),
-                Err(Capped::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Ok(Err(format!("file: {location} is missing")))
+            (Layout::Directory(_), _) => {
+                match crate::repo::read_regular(Path::new(&location), limit) {
+                    Ok(b) => Ok(Ok(b)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Ok(Err(format!("file: {location} is missing")))
+                    }
+                    // Longer than the entry allows, or not a regular file.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+                        ) =>
+                    {
+                        Ok(Err(format!("file: {location}: {e}")))
+                    }
+                    Err(e) => Err(Error::io(format!("reading {location}"), e)),
                 }
-                Err(Capped::Io(e)) => Err(Error::io(format!("reading {location}"), e)),
-            },
+            }
             (_, Some(http)) => match http.get(&location, limit, Some(entry.compressed_size))? {
                 Got::Body(b) => Ok(Ok(b)),
                 Got::TooLarge => Ok(Err(too_large(limit + 1, entry.compressed_size))),
@@ -181,45 +179,17 @@ fn too_large(size: u64, claimed: u64) -> String {
     )
 }
 
-/// Parses and checks an index from `what`: the numbering must run
-/// 1..=last_bundle, as every reader of the format expects.
-fn parse_index(bytes: &[u8], what: &str) -> Result<Index> {
-    let index: Index = serde_json::from_slice(bytes)
-        .map_err(|e| Error::Archive(format!("{what}: not a valid index: {e}")))?;
-    if index.bundles.len() as u64 != index.last_bundle
-        || index
-            .bundles
-            .iter()
-            .enumerate()
-            .any(|(i, b)| b.bundle_number != i as u64 + 1)
-    {
-        return Err(Error::Archive(format!(
-            "{what}: bundles are not numbered 1..last_bundle"
-        )));
-    }
+/// The index if its entries are numbered 1..=last_bundle, as every
+/// reader of the format expects.
+fn numbered(index: Index, what: &str) -> Result<Index> {
+    crate::index::check_numbering(&index).map_err(|e| Error::Archive(format!("{what}: {e}")))?;
     Ok(index)
 }
 
-enum Capped {
-    Io(std::io::Error),
-    TooLarge(u64),
-}
-
-/// Reads a whole file, refusing one larger than `limit` bytes.
-fn read_capped(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, Capped> {
-    let f = std::fs::File::open(path).map_err(Capped::Io)?;
-    let size = f.metadata().map_err(Capped::Io)?.len();
-    if size > limit {
-        return Err(Capped::TooLarge(size));
-    }
-    let mut buf = Vec::with_capacity(size as usize);
-    f.take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(Capped::Io)?;
-    if buf.len() as u64 > limit {
-        return Err(Capped::TooLarge(buf.len() as u64));
-    }
-    Ok(buf)
+/// Parses an index received from `what` with the rules every tool shares.
+fn parse_index(bytes: &[u8], what: &str) -> Result<Index> {
+    let parsed = crate::index::parse(bytes).map_err(|e| Error::Archive(format!("{what}: {e}")))?;
+    numbered(parsed.index, what)
 }
 
 fn open_url(spec: &str, cfg: &SourceConfig) -> Result<Source> {

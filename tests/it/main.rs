@@ -10,6 +10,7 @@ mod cookbook;
 mod crash;
 mod dedup;
 mod demo;
+mod diff;
 mod docs;
 mod export;
 mod fake_directory_selftest;
