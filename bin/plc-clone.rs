@@ -32,6 +32,10 @@ struct Args {
     /// another origin or a mirror shorter than DIR.
     #[arg(long, value_name = "DIR")]
     repo: Option<PathBuf>,
+    /// Refuse a mirror whose index names another origin than ORIGIN (give
+    /// plc-seal the same --origin).
+    #[arg(long, value_name = "ORIGIN")]
+    origin: Option<String>,
     /// Bundle files downloaded at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     jobs: u64,
@@ -60,12 +64,13 @@ struct Args {
 
 const AFTER: &str = "\
 EXAMPLES:
-    # Join the network: copy a mirror, every bundle checked, into DIR
-    # (ORIGIN is the origin the mirror's index names):
-    plc-clone --url https://MIRROR --repo DIR | plc-dedup --repo DIR | plc-chunk | plc-seal --repo DIR --origin ORIGIN
+    # Join the network: copy a mirror, every bundle checked, into DIR:
+    plc-clone --url https://MIRROR --repo DIR --origin https://plc.directory \
+      | plc-dedup --repo DIR | plc-chunk | plc-seal --repo DIR --origin https://plc.directory
 
     # Then keep it current from the directory itself:
-    plc-export --url ORIGIN --repo DIR | plc-dedup --repo DIR | plc-chunk | plc-seal --repo DIR --origin ORIGIN
+    plc-export --url https://plc.directory --repo DIR \
+      | plc-dedup --repo DIR | plc-chunk | plc-seal --repo DIR --origin https://plc.directory
 
     # The first 100 bundles of another archive on disk, as JSON lines:
     plc-clone --url /mnt/other-archive --bundles 1-100 | zstd -q > first100.jsonl.zst
@@ -75,7 +80,8 @@ EXIT STATUS:
     1  a bundle failed a check (named with its field on stderr); the
        bundles before it were written whole, nothing of it
     2  usage error, refused --repo (another origin, a shorter mirror, or a
-       chain that parts from the mirror's: the bundle is named), I/O error
+       chain that parts from the mirror's: the bundle is named), a mirror of
+       another --origin, I/O error
     3  the mirror failed and retries ran out; every bundle written is whole";
 
 fn main() -> std::process::ExitCode {
@@ -103,6 +109,7 @@ fn main() -> std::process::ExitCode {
             repo: args.repo.clone(),
             range: args.bundles,
             jobs: args.jobs as usize,
+            origin: args.origin.clone(),
         };
         let mut out = cli::stdout();
         let mut stderr = std::io::stderr();

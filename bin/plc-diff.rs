@@ -10,8 +10,9 @@ use std::time::Duration;
 /// Compares two archives, each a directory or a mirror's URL (a V1 server
 /// or a static host, as plc-clone reads them).
 ///
-/// Reads the two indexes; when one chain is a prefix of the other (or they
-/// are equal) says so and how long each is. Otherwise names the first
+/// Reads the two indexes and writes its answer on stdout: when one chain
+/// is a prefix of the other (or they are equal), says so and how long each
+/// is. Otherwise names the first
 /// bundle whose hash differs, reads that bundle from both (checking each
 /// against its own index) and lists its differing operations matched by
 /// CID: only in A, only in B, or changed (with the top-level fields whose

@@ -29,6 +29,9 @@ pub struct CloneConfig {
     pub range: Option<BundleRange>,
     /// Bundles downloaded at once (at least 1).
     pub jobs: usize,
+    /// The origin the copy is for: a mirror whose index names another is
+    /// refused (`None`: whatever the mirror names).
+    pub origin: Option<String>,
 }
 
 /// What a run did.
@@ -59,6 +62,14 @@ struct Plan {
 /// `cfg.repo` when the two agree up to there (else an error saying where
 /// they part), within `cfg.range`. `Ok(None)`: nothing to copy.
 fn plan(mirror: &Index, cfg: &CloneConfig) -> Result<std::result::Result<Option<Plan>, String>> {
+    if let Some(o) = cfg.origin.as_deref() {
+        if !crate::index::same_origin(o, &mirror.origin) {
+            return Err(Error::Usage(format!(
+                "the mirror holds operations from {:?}, not {o:?}; refusing to mix origins",
+                mirror.origin
+            )));
+        }
+    }
     let n = mirror.bundles.len() as u64;
     let mut first = cfg.range.map_or(1, |r| r.start);
     let last = cfg.range.and_then(|r| r.end).map_or(n, |e| e.min(n));

@@ -236,7 +236,8 @@ fn top_level_keys(bytes: &[u8]) -> Vec<String> {
     de.deserialize_map(Keys).unwrap_or_default()
 }
 
-/// Writes the verdict for people.
+/// Writes the verdict for people: one line saying equal, prefix or where
+/// the chains part, then one line per differing operation.
 pub fn write_human(v: &Verdict, a: &Source, b: &Source, out: &mut dyn Write) -> Result<()> {
     let (na, nb) = (a.index.bundles.len(), b.index.bundles.len());
     let (da, db) = (a.describe(), b.describe());

@@ -339,3 +339,63 @@ fn a_clone_continues_from_the_directory_with_plc_export() {
     assert_all_ok(&outs);
     assert_archive(Path::new(&dst), &expected_bundles(&lines(&ops)));
 }
+
+/// `make -f scripts/plcbundle.mk TARGET VARS...` with the built binaries.
+fn make(target: &str, vars: &[String]) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin_dir = Path::new(bin("plc-clone")).parent().unwrap();
+    Command::new("make")
+        .arg("-s")
+        .arg("-f")
+        .arg(root.join("scripts/plcbundle.mk"))
+        .arg(target)
+        .arg(format!("PLC_BIN={}", bin_dir.display()))
+        .args(vars)
+        .output()
+        .expect("make is installed")
+}
+
+#[test]
+fn make_clone_and_diff_with_mirror() {
+    let ops = synth(20_000, 20);
+    let t = TempDir::new("clone-make");
+    let want = write_go_archive(&t.path().join("src"), &ops);
+    let mirror = TestMirror::start(t.path().join("src"), Style::Server, Faults::default());
+    let dst = t.join("dst");
+    let vars = [
+        format!("REPO={dst}"),
+        format!("MIRROR={}", mirror.url()),
+        format!("PLC_URL={ORIGIN}"),
+        "CLONE_FLAGS=-q".to_string(),
+    ];
+    let o = make("clone", &vars);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_archive(Path::new(&dst), &want);
+    let o = make("diff", &vars);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.starts_with("same:"), "{out}");
+
+    // A mirror of another origin is refused before anything is copied.
+    let o = make(
+        "clone",
+        &[
+            format!("REPO={}", t.join("other")),
+            format!("MIRROR={}", mirror.url()),
+            "PLC_URL=https://other.example".to_string(),
+        ],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("plc-clone: the mirror holds operations from"),
+        "{err}"
+    );
+    assert!(!t.path().join("other/000001.jsonl.zst").exists());
+
+    let o = make("diff", &[format!("REPO={dst}")]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("diff: set MIRROR"), "{err}");
+}
