@@ -123,7 +123,7 @@ fn main() -> std::process::ExitCode {
                 source.index.bundles.len()
             ),
             Some((a, b)) => format!(
-                "plc-clone: {} of bundles {a}-{b} copied from {} ({} operations, {:.1} MB, {}); origin {}",
+                "plc-clone: copied {} of bundles {a}-{b} from {} ({} operations, {:.1} MB, {}); origin {}",
                 report.written,
                 source.describe(),
                 report.operations,

@@ -78,14 +78,18 @@ fn plan(mirror: &Index, cfg: &CloneConfig) -> Result<std::result::Result<Option<
         Some(dir) => crate::repo::load_index(dir)?.map(|idx| (dir, idx)),
         None => None,
     };
-    if let Some((dir, local)) = local.filter(|(_, l)| !l.bundles.is_empty()) {
-        let d = dir.display();
+    if let Some((dir, local)) = &local {
         if !crate::index::same_origin(&local.origin, &mirror.origin) {
             return Err(Error::Usage(format!(
-                "{d} holds operations from {:?}, the mirror from {:?}; refusing to mix origins",
-                local.origin, mirror.origin
+                "{} is for operations from {:?}, the mirror holds them from {:?}; refusing to mix origins",
+                dir.display(),
+                local.origin,
+                mirror.origin
             )));
         }
+    }
+    if let Some((dir, local)) = local.filter(|(_, l)| !l.bundles.is_empty()) {
+        let d = dir.display();
         let have = local.bundles.len() as u64;
         if let Some(k) = first_difference(&local.bundles, &mirror.bundles) {
             return Err(Error::Usage(format!(

@@ -399,3 +399,36 @@ fn make_clone_and_diff_with_mirror() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("diff: set MIRROR"), "{err}");
 }
+
+/// Peak RSS in KiB of `plc-clone ARGS` (stdout discarded), from GNU time.
+fn clone_peak_rss_kib(args: &[&str]) -> u64 {
+    let o = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg(bin("plc-clone"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("GNU time at /usr/bin/time (apt-get install time)");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    err.lines().last().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn memory_is_bounded_by_the_bundles_in_flight_not_the_archive() {
+    let ops = synth(120_000, 25);
+    let t = TempDir::new("clone-memory");
+    let want = write_go_archive(&t.path().join("src"), &ops);
+    let content_kib = want[0].content.len() as u64 / 1024;
+    let src = t.join("src");
+    let small = clone_peak_rss_kib(&["-q", "--jobs", "2", "--url", &src, "--bundles", "1-3"]);
+    let large = clone_peak_rss_kib(&["-q", "--jobs", "2", "--url", &src]);
+    // Nine more bundles copied; holding them would add about nine
+    // bundles' content. The window holds at most two (plus a file each).
+    assert!(
+        large < small + 3 * content_kib,
+        "peak RSS {small} KiB for 3 bundles, {large} KiB for 12 (a bundle is {content_kib} KiB)"
+    );
+}
