@@ -1,6 +1,6 @@
 //! plc-verify: checks an archive end to end.
 use clap::Parser;
-use plcbundle::verify::{verify, BundleRange, VerifyConfig};
+use plcbundle::verify::{verify, write_summary, BundleRange, VerifyConfig};
 use plcbundle::{cli, progress, Error};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -11,14 +11,31 @@ use std::path::PathBuf;
 /// cursor links, numbering, order inside and across bundles, the totals.
 ///
 /// Writes one line per problem (naming the bundle and the field) and a
-/// summary on stdout. Keeps going after a problem and reports every one.
+/// summary on stdout (with --json, one JSON object per problem and a
+/// summary object). Keeps going after a problem and reports every one.
 /// Accepts archives written by the other V1 implementations (multi-frame
 /// files with a skippable metadata frame, Go's index quirks).
 #[derive(Parser, Debug)]
 #[command(name = "plc-verify", version, after_long_help = AFTER)]
 struct Args {
-    /// The archive directory.
-    dir: PathBuf,
+    /// The archive directory (or give it as --repo DIR, like the other
+    /// tools).
+    #[arg(
+        value_name = "DIR",
+        required_unless_present = "repo",
+        conflicts_with = "repo"
+    )]
+    dir: Option<PathBuf>,
+    /// The archive directory, as the other tools take it.
+    #[arg(long, value_name = "DIR")]
+    repo: Option<PathBuf>,
+    /// One JSON object per line for scripts: each problem as
+    /// {"bundle": N or null, "field": "...", "message": "..."} (warnings
+    /// add "severity": "warning"), then always a summary {"ok": bool,
+    /// "bundles": N, "operations": M, "head": "..." or null, "problems":
+    /// K, "warnings": W, "checked": C, "quick": bool}.
+    #[arg(long)]
+    json: bool,
     /// Check the files of these bundles only: N, N-M, N- or -M. The index
     /// (numbering, links, chain of its hashes, totals) is always checked
     /// whole; the bundles outside the range are taken from the index.
@@ -41,7 +58,10 @@ struct Args {
 const AFTER: &str = "\
 EXAMPLES:
     plc-verify DIR && echo archive ok
+    plc-verify --repo DIR                  # the same, spelled like the other tools
     plc-verify DIR | grep '^bundle'
+    plc-verify --json DIR | jq -c 'select(.field)'        # problems as objects
+    plc-verify --json DIR | tail -n 1 | jq -r .head       # the summary object
     plc-verify --quick DIR                 # hashes of the stored files and the chain only
     plc-verify --bundles 7000- DIR         # the newest bundles in full, the rest from the index
 
@@ -51,7 +71,8 @@ EXAMPLES:
 
 EXIT STATUS:
     0  every check holds (warnings, such as an interrupted seal, allowed);
-       the last line is `ok: ... head HASH`
+       the last line is `ok: ... head HASH` (with --json, a summary object
+       with ok true)
     1  the archive has problems (each printed)
     2  usage error, or DIR or its index cannot be read";
 
@@ -62,10 +83,15 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     cli::main_with("plc-verify", || {
         let cfg = VerifyConfig {
-            repo: args.dir.clone(),
+            repo: args
+                .repo
+                .clone()
+                .or(args.dir.clone())
+                .expect("clap requires one"),
             threads: args.threads,
             range: args.bundles,
             quick: args.quick,
+            json: args.json,
         };
         // A closed pipe must not hide the verdict: see cli::UntilClosed.
         let mut out = cli::UntilClosed::new(cli::stdout());
@@ -74,25 +100,7 @@ fn main() -> std::process::ExitCode {
         let mut progress = progress::Progress::new(&mut stderr, mode);
         let report = verify(&cfg, &mut out, &mut progress)?;
         drop(progress);
-        if report.problems == 0 {
-            let scope = if args.quick {
-                " (quick: stored files and chain)"
-            } else {
-                ""
-            };
-            let checked = if report.checked == report.bundles {
-                format!("{} bundles", report.bundles)
-            } else {
-                format!("{} of {} bundles checked", report.checked, report.bundles)
-            };
-            writeln!(
-                out,
-                "ok: {checked}, {} operations{scope}, head {}",
-                report.operations,
-                report.head.as_deref().unwrap_or("(empty)")
-            )
-            .map_err(|e| Error::io("writing output", e))?;
-        }
+        write_summary(&cfg, &report, &mut out)?;
         out.flush().map_err(|e| Error::io("writing output", e))?;
         if report.problems > 0 {
             return Err(Error::Problems(report.problems));

@@ -132,6 +132,21 @@ kill "$server"
 server=
 cmp -s "$W/R/000001.jsonl.zst" "$W/E/000001.jsonl.zst" || { echo "bench: the end-to-end archive differs" >&2; exit 2; }
 
+# Clone from a local plc-serve through the whole pipeline: every bundle is
+# downloaded, checked against the mirror's index (plc-verify's checks) and
+# sealed again. Verifying the download should cost almost nothing next to
+# sealing.
+serve "$W/R"
+origin=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["origin"])' "$W/R/plc_bundles.json")
+PREP="rm -rf '$W/K'" measure clone bash -c "'$B/plc-clone' -q --url '$url' --repo '$W/K' | '$B/plc-dedup' --repo '$W/K' | '$B/plc-chunk' -q | '$B/plc-seal' -q --repo '$W/K' --origin '$origin'"
+kill "$server"
+server=
+cmp -s "$W/R/plc_bundles.json" "$W/K/plc_bundles.json" || python3 - "$W/R/plc_bundles.json" "$W/K/plc_bundles.json" <<'PY' || { echo "bench: the cloned archive's chain differs" >&2; exit 2; }
+import json, sys
+a, b = (json.load(open(p))["bundles"] for p in sys.argv[1:])
+sys.exit([(x["content_hash"], x["hash"]) for x in a] != [(x["content_hash"], x["hash"]) for x in b])
+PY
+
 # Memory of each filter alone, at two sizes.
 for f in 1 2; do
     in=$W/ops.jsonl
@@ -172,6 +187,7 @@ row verify "plc-verify (all checks)" "$(ratio "$(col verify 1)" "$(col verifyflo
 row e2e "end to end: plc-serve on 127.0.0.1 -> plc-export --rate 0 \| plc-dedup \| plc-chunk \| plc-seal" "$(ratio "$(col e2e 1)" "$(col sealfloor 1)")" "≤ 1.2 (of the sealing floor)"
 row sealshort "plc-seal of bundles 2-$bundles onto a 1-bundle archive" "1.00" ""
 row seallong "the same onto an archive whose index holds 7,000 bundles" "$(ratio "$(col seallong 1)" "$(col sealshort 1)")" "≤ 1.15 (of the row above)"
+row clone "clone: plc-serve on 127.0.0.1 -> plc-clone \| plc-dedup \| plc-chunk \| plc-seal" "$(ratio "$(col clone 1)" "$(col sealfloor 1)")" "≤ 1.2 (of the sealing floor)"
 for f in 1 2; do
     n=$((bundles * f))
     row "export$f" "plc-export alone (from plc-serve), $n bundles" "" "≤ 64 MB"

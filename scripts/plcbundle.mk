@@ -17,6 +17,10 @@
 #   status   a short human summary of REPO from its index (needs jq)
 #   clean    remove stray temporary files left by a killed writer (only
 #            while no writer runs; sealed data is never touched)
+#   clone    copy the archive at MIRROR (a URL or a directory) into REPO,
+#            every bundle verified; continues REPO when it agrees with MIRROR
+#   diff     compare REPO with MIRROR: equal, a prefix, or where they part
+#            and which operations differ
 
 REPO     ?= plc-archive
 PLC_URL  ?= https://plc.directory
@@ -27,6 +31,11 @@ INTERVAL ?= 60s
 PLC_BIN  ?=
 # Extra flags for plc-export (for example --count 500 or -q).
 EXPORT_FLAGS ?=
+# The archive clone and diff read: a plcbundle V1 server, a static host
+# serving the repository's files, or a directory.
+MIRROR   ?=
+# Extra flags for plc-clone (for example --jobs 8 or -q).
+CLONE_FLAGS ?=
 
 plc = $(if $(PLC_BIN),$(PLC_BIN)/,)plc
 
@@ -35,7 +44,7 @@ plc = $(if $(PLC_BIN),$(PLC_BIN)/,)plc
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: archive follow verify status clean
+.PHONY: archive follow verify status clean clone diff
 
 define pipeline
 $(plc)-export --url '$(PLC_URL)' --repo '$(REPO)' --rate '$(RATE)' --lag '$(LAG)' $(EXPORT_FLAGS) $(1) \
@@ -73,3 +82,16 @@ clean:
 	flock -n '$(REPO)/.plc-seal.lock' \
 	  find '$(REPO)' -maxdepth 1 -type f \( -name '.[0-9]*.jsonl.zst.tmp' -o -name '.plc_bundles.json.tmp' \) -print -delete \
 	  || { echo "clean: a writer is running on $(REPO); try again later" >&2; exit 2; }
+
+need_mirror = @test -n '$(MIRROR)' || { echo "$@: set MIRROR to the archive to read (a URL or a directory)" >&2; exit 2; }
+
+clone:
+	$(need_mirror)
+	$(plc)-clone --url '$(MIRROR)' --repo '$(REPO)' --origin '$(PLC_URL)' $(CLONE_FLAGS) \
+	  | $(plc)-dedup --repo '$(REPO)' \
+	  | $(plc)-chunk -q \
+	  | $(plc)-seal --repo '$(REPO)' --origin '$(PLC_URL)'
+
+diff:
+	$(need_mirror)
+	$(plc)-diff '$(REPO)' '$(MIRROR)'

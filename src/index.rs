@@ -3,8 +3,10 @@
 //! Field order follows the plcbundle V1 specification, which is what the
 //! struct declaration order produces when serialized. Reading is lenient
 //! where other implementations leave fields out (Go omits `parent` on
-//! bundle 1, Python writes no `origin`); `plc-verify` reads the raw JSON
-//! itself so that it can name every missing or wrong field.
+//! bundle 1, Python writes no `origin`), strict everywhere else: every
+//! tool reads the index through [`parse`], so what one tool refuses (a
+//! repeated key, a field of the wrong type, text after the object) every
+//! tool refuses, `plc-verify` included.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -73,6 +75,87 @@ pub struct BundleEntry {
     /// When the bundle was sealed.
     #[serde(default)]
     pub created_at: String,
+}
+
+/// An index as read by [`parse`], with what the text left out that
+/// the typed [`Index`] cannot show.
+#[derive(Clone, Debug)]
+pub struct ParsedIndex {
+    /// The index.
+    pub index: Index,
+    /// Whether the text had `total_uncompressed_size_bytes` (the Python
+    /// reference leaves it out, and `0` would be a wrong total).
+    pub has_uncompressed_total: bool,
+}
+
+/// The top level as written: the same fields as [`Index`], with the ones
+/// other implementations leave out as `Option`. Deriving `Deserialize`
+/// makes serde refuse a repeated key (`duplicate field`) and a value of
+/// the wrong type; unknown keys are ignored (a newer writer may add some).
+#[derive(Deserialize)]
+struct WireIndex {
+    version: String,
+    origin: Option<String>,
+    last_bundle: u64,
+    updated_at: Option<String>,
+    total_size_bytes: Option<u64>,
+    total_uncompressed_size_bytes: Option<u64>,
+    bundles: Vec<BundleEntry>,
+}
+
+/// Reads an index file's bytes with the one set of rules every tool
+/// shares: one JSON object and nothing after it; no key twice (serde's
+/// derive refuses a repeated field, where a `Value` map would keep the
+/// last one silently); each field of its type (`parent`, `cursor`,
+/// `created_at`, `updated_at` strings, counts unsigned integers);
+/// `origin`, `updated_at`, `total_size_bytes`,
+/// `total_uncompressed_size_bytes`, and `parent`, `cursor`, `created_at`
+/// of an entry may be absent (other implementations leave them out; an
+/// absent string reads as `""`). Consistency between fields (numbering,
+/// totals, the chain) is not checked here: see [`check_numbering`] and
+/// `plc-verify`.
+pub fn parse(bytes: &[u8]) -> std::result::Result<ParsedIndex, String> {
+    let w: WireIndex = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => format!("not a valid index: {e}"),
+        _ => format!("not valid JSON: {e}"),
+    })?;
+    Ok(ParsedIndex {
+        has_uncompressed_total: w.total_uncompressed_size_bytes.is_some(),
+        index: Index {
+            version: w.version,
+            origin: w.origin.unwrap_or_default(),
+            last_bundle: w.last_bundle,
+            updated_at: w.updated_at.unwrap_or_default(),
+            total_size_bytes: w.total_size_bytes.unwrap_or_default(),
+            total_uncompressed_size_bytes: w.total_uncompressed_size_bytes.unwrap_or_default(),
+            bundles: w.bundles,
+        },
+    })
+}
+
+/// Checks that the entries are numbered 1, 2, ... `last_bundle`, the
+/// condition under which a tool may trust entry `n - 1` to be bundle `n`.
+pub fn check_numbering(idx: &Index) -> std::result::Result<(), String> {
+    if idx.bundles.len() as u64 != idx.last_bundle {
+        return Err(format!(
+            "last_bundle is {} but the index holds {} bundles",
+            idx.last_bundle,
+            idx.bundles.len()
+        ));
+    }
+    match idx
+        .bundles
+        .iter()
+        .enumerate()
+        .find(|(i, b)| b.bundle_number != *i as u64 + 1)
+    {
+        Some((i, b)) => Err(format!(
+            "entry {} is numbered {} (bundles are numbered 1..last_bundle without gaps)",
+            i + 1,
+            b.bundle_number
+        )),
+        None => Ok(()),
+    }
 }
 
 impl Index {

@@ -9,7 +9,9 @@
 
 pub mod chunk;
 pub mod cli;
+pub mod clone;
 pub mod dedup;
+pub mod diff;
 pub mod error;
 pub mod export;
 pub mod index;
@@ -19,6 +21,7 @@ pub mod repo;
 pub mod seal;
 pub mod serve;
 pub mod sha;
+pub mod source;
 pub mod synth;
 pub mod time;
 pub mod verify;

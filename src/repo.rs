@@ -8,7 +8,7 @@
 //! ignored by readers.
 
 use crate::error::{Error, IoContext, Result};
-use crate::index::{bundle_file_name, sha256_hex, Index, INDEX_FILE};
+use crate::index::{bundle_file_name, sha256_hex, BundleEntry, Index, INDEX_FILE};
 use crate::line::parse_op;
 use crate::time::Timestamp;
 use std::fs::{self, File, OpenOptions};
@@ -21,105 +21,236 @@ pub const TMP_SUFFIX: &str = ".tmp";
 pub const LOCK_FILE: &str = ".plc-seal.lock";
 
 /// Loads `dir`'s index; `None` when the directory or the index is missing.
+/// The index is read with [`crate::index::parse`] (the rules every tool
+/// shares) and must be numbered 1..last_bundle.
 pub fn load_index(dir: &Path) -> Result<Option<Index>> {
     let path = dir.join(INDEX_FILE);
-    let bytes = match fs::read(&path) {
+    let bytes = match read_regular(&path, MAX_INDEX_BYTES) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
     };
-    let idx: Index = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Archive(format!("{}: not a valid index: {e}", path.display())))?;
-    if idx.bundles.len() as u64 != idx.last_bundle
-        || idx
-            .bundles
-            .iter()
-            .enumerate()
-            .any(|(i, b)| b.bundle_number != i as u64 + 1)
-    {
-        return Err(Error::Archive(format!(
-            "{}: bundles are not numbered 1..last_bundle; run plc-verify",
-            path.display()
-        )));
-    }
+    let idx = parse_index(&path, &bytes)?.index;
+    crate::index::check_numbering(&idx)
+        .map_err(|e| Error::Archive(format!("{}: {e}; run plc-verify", path.display())))?;
     Ok(Some(idx))
 }
 
-/// Decompresses a whole bundle file (any number of zstd frames, skippable
-/// frames ignored).
-pub fn decompress(file: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    decompress_into(file, &mut out)?;
-    Ok(out)
+/// [`crate::index::parse`] with the file's name in the error.
+pub fn parse_index(path: &Path, bytes: &[u8]) -> Result<crate::index::ParsedIndex> {
+    crate::index::parse(bytes).map_err(|e| Error::Archive(format!("{}: {e}", path.display())))
 }
 
-/// [`decompress`] into `out` (replacing what it held), reusing its
-/// allocation.
-///
-/// When every frame states its content size (ours do; skippable frames
-/// count as empty), the frames are decoded straight into `out` in one
-/// call. Otherwise (frames without a size, as some writers make them) they
-/// go through the streaming decoder, which decodes into its own window and
-/// copies out.
-pub fn decompress_into(file: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
-    decode(file, out, true)
+/// Reads and parses the index file at `path` (a regular file of at most
+/// [`MAX_INDEX_BYTES`]), returning its bytes as well.
+pub fn read_index_file(path: &Path) -> Result<(Vec<u8>, crate::index::ParsedIndex)> {
+    let bytes =
+        read_regular(path, MAX_INDEX_BYTES).ctx(|| format!("reading {}", path.display()))?;
+    let parsed = parse_index(path, &bytes)?;
+    Ok((bytes, parsed))
 }
 
-/// [`decompress_into`]; with `check_frames` false, the frames' XXH64
-/// checksums are not verified when the frames are decoded in one call.
-fn decode(file: &[u8], out: &mut Vec<u8>, check_frames: bool) -> std::io::Result<()> {
-    out.clear();
-    if let Some(size) = stated_size(file) {
-        out.reserve(size);
-        let mut d = zstd::bulk::Decompressor::new()?;
-        if !check_frames {
-            d.set_parameter(zstd::zstd_safe::DParameter::ForceIgnoreChecksum(true))?;
-        }
-        d.decompress_to_buffer(file, out)?;
-        return Ok(());
+/// The largest index any tool reads: about 150,000 bundles' entries, 1.5
+/// billion operations, twenty times the directory of late 2026.
+pub const MAX_INDEX_BYTES: u64 = 128 << 20;
+
+/// The largest content a bundle can have whatever its index says: 10,000
+/// lines of at most [`crate::line::MAX_LINE`] bytes, each with its `\n`.
+pub const MAX_CONTENT: u64 = crate::index::BUNDLE_SIZE as u64 * (crate::line::MAX_LINE as u64 + 1);
+
+/// How much larger than its entry's `compressed_size` a bundle file may
+/// be: one implementation counts only the data frames, leaving out a
+/// leading metadata frame of a few hundred bytes.
+pub const COMPRESSED_SLACK: u64 = 1 << 20;
+
+/// The most bytes of `entry`'s file worth reading: anything longer cannot
+/// be the file the index names.
+pub fn file_bound(entry: &BundleEntry) -> u64 {
+    entry.compressed_size.saturating_add(COMPRESSED_SLACK)
+}
+
+/// The most content `entry`'s file may decompress to: its
+/// `uncompressed_size`, never more than the format allows.
+pub fn content_bound(entry: &BundleEntry) -> u64 {
+    entry.uncompressed_size.min(MAX_CONTENT)
+}
+
+/// Opens `path` for reading only if it is a regular file (following
+/// symlinks), returning it and its length. A FIFO, socket or device in
+/// place of a bundle or the index would block a reader forever or never
+/// end; it is refused with an error of kind `InvalidInput`. The file is
+/// opened with `O_NONBLOCK` (so opening a FIFO does not wait for a
+/// writer) and checked with `fstat` on the open descriptor (so it cannot
+/// be swapped between the check and the read); on a regular file the
+/// flag changes nothing.
+pub fn open_regular(path: &Path) -> std::io::Result<(File, u64)> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        let ft = meta.file_type();
+        let kind = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else {
+            "something else"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{kind}, not a regular file: refused"),
+        ));
     }
-    out.reserve(content_size_hint(file));
-    zstd::stream::read::Decoder::with_buffer(file)?.read_to_end(out)?;
+    Ok((f, meta.len()))
+}
+
+/// Reads the regular file at `path` whole into `buf` (replacing what it
+/// held), refusing one longer than `max` bytes before reading anything.
+/// The read itself stops at `max + 1` bytes, so a file growing meanwhile
+/// cannot make it read more.
+pub fn read_regular_into(path: &Path, max: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.clear();
+    let (f, len) = open_regular(path)?;
+    if len > max {
+        return Err(too_large(len, max));
+    }
+    buf.reserve(len as usize);
+    f.take(max + 1).read_to_end(buf)?;
+    if buf.len() as u64 > max {
+        return Err(too_large(buf.len() as u64, max));
+    }
     Ok(())
 }
 
+/// [`read_regular_into`] a fresh buffer.
+pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    read_regular_into(path, max, &mut buf)?;
+    Ok(buf)
+}
+
+fn too_large(len: u64, max: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{len} bytes, more than the {max} it can be"),
+    )
+}
+
+/// Reads bundle `entry`'s file in `dir` and returns its content, checked
+/// against the entry's `content_hash`. Reads at most [`file_bound`] bytes
+/// and decompresses at most [`content_bound`]: a file that would exceed
+/// either is refused before it costs more memory than the index allows.
+pub fn read_bundle(dir: &Path, entry: &BundleEntry) -> Result<Vec<u8>> {
+    let path = dir.join(bundle_file_name(entry.bundle_number));
+    let file =
+        read_regular(&path, file_bound(entry)).ctx(|| format!("reading {}", path.display()))?;
+    let mut content = Vec::new();
+    decompress_bounded(&file, content_bound(entry), &mut content, true)
+        .ctx(|| format!("decompressing {}", path.display()))?;
+    if sha256_hex(&content) != entry.content_hash {
+        return Err(Error::Archive(format!(
+            "{}: content does not match the index's content_hash; run plc-verify",
+            path.display()
+        )));
+    }
+    Ok(content)
+}
+
+/// Decompresses a whole bundle file (any number of zstd frames, skippable
+/// frames ignored) of at most [`MAX_CONTENT`] bytes of content. Prefer
+/// [`read_bundle`], or [`decompress_bounded`] with the index's
+/// `uncompressed_size`, a far tighter bound.
+pub fn decompress(file: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    decompress_bounded(file, MAX_CONTENT, &mut out, true)?;
+    Ok(out)
+}
+
+/// Decompresses `file` into `out` (replacing what it held, reusing its
+/// allocation), failing with `InvalidData` as soon as the content would
+/// exceed `bound` bytes: a small file that expands to gigabytes (a zstd
+/// bomb) costs at most `bound` bytes of memory, whatever its frame
+/// headers claim.
+///
+/// When every frame states its content size (ours do; skippable frames
+/// count as empty) and the total is within `bound`, the frames are decoded
+/// straight into `out` in one call (zstd checks each frame's output
+/// against its stated size, so a lying header is an error, not an
+/// overflow). Otherwise (frames without a size, as some writers make them)
+/// they go through the streaming decoder, read through
+/// `Read::take(bound + 1)`. With `check_frames` false, the frames' XXH64
+/// checksums are not verified when the frames are decoded in one call
+/// (for callers that compare the content's SHA-256 themselves, which
+/// catches everything the checksums would, for about 3% less time).
+pub fn decompress_bounded(
+    file: &[u8],
+    bound: u64,
+    out: &mut Vec<u8>,
+    check_frames: bool,
+) -> std::io::Result<()> {
+    out.clear();
+    match stated_size(file) {
+        Some(size) if size > bound => return Err(expands_past(bound)),
+        Some(size) => {
+            out.reserve(size as usize);
+            let mut d = zstd::bulk::Decompressor::new()?;
+            if !check_frames {
+                d.set_parameter(zstd::zstd_safe::DParameter::ForceIgnoreChecksum(true))?;
+            }
+            d.decompress_to_buffer(file, out)?;
+            return Ok(());
+        }
+        None => {}
+    }
+    // Grown as content arrives, never reserved from a header's claim
+    // beyond the bound.
+    out.reserve(content_size_hint(file).min(bound) as usize);
+    zstd::stream::read::Decoder::with_buffer(file)?
+        .take(bound.saturating_add(1))
+        .read_to_end(out)?;
+    if out.len() as u64 > bound {
+        out.clear();
+        out.shrink_to(0);
+        return Err(expands_past(bound));
+    }
+    Ok(())
+}
+
+fn expands_past(bound: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("expands past {bound} bytes, more than the index allows"),
+    )
+}
+
 /// The total content size the frame headers in `file` state, when every
-/// frame states one and the total is plausible for a bundle (a forged
-/// header cannot make us allocate more than 64 MiB).
-fn stated_size(file: &[u8]) -> Option<usize> {
+/// frame states one.
+fn stated_size(file: &[u8]) -> Option<u64> {
     use zstd::zstd_safe::{find_frame_compressed_size, get_frame_content_size};
     let (mut pos, mut total) = (0usize, 0u64);
     while pos < file.len() {
         let rest = &file[pos..];
-        total += get_frame_content_size(rest).ok()??;
+        total = total.checked_add(get_frame_content_size(rest).ok()??)?;
         pos += find_frame_compressed_size(rest).ok()?;
     }
-    usize::try_from(total).ok().filter(|&n| n <= 64 << 20)
-}
-
-/// Like [`decompress_into`], and also returns the lowercase hex SHA-256s
-/// of the file and of the content, hashed together right after decoding
-/// while both are still in the last-level cache (see [`crate::sha`]).
-///
-/// The frames' XXH64 checksums are not verified: the caller compares the
-/// content's SHA-256 with the content hash it expects, which catches
-/// everything they would, and they cost about 3% of plc-verify.
-/// ([`decompress_into`], used where nothing else checks the content, keeps
-/// them.)
-pub fn decompress_hashed(file: &[u8], out: &mut Vec<u8>) -> std::io::Result<(String, String)> {
-    decode(file, out, false)?;
-    Ok(crate::sha::sha256_hex_pair(file, out))
+    Some(total)
 }
 
 /// The content size a zstd file's first frame header states (so that the
-/// output is allocated once), or a guess.
-fn content_size_hint(file: &[u8]) -> usize {
+/// output is allocated once), or a guess; the caller caps it.
+fn content_size_hint(file: &[u8]) -> u64 {
     zstd::zstd_safe::get_frame_content_size(file)
         .ok()
         .flatten()
-        .and_then(|n| usize::try_from(n).ok())
-        .filter(|&n| n > 0 && n <= 64 << 20)
-        .unwrap_or(file.len() * 6)
+        .filter(|&n| n > 0)
+        .unwrap_or((file.len() as u64).saturating_mul(4))
 }
 
 /// Where an archive ends: what a continuing writer must start after.
@@ -143,14 +274,7 @@ pub fn read_tail(dir: &Path, idx: &Index) -> Result<Option<Tail>> {
         return Ok(None);
     };
     let path = dir.join(bundle_file_name(last.bundle_number));
-    let file = fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
-    let content = decompress(&file).ctx(|| format!("decompressing {}", path.display()))?;
-    if sha256_hex(&content) != last.content_hash {
-        return Err(Error::Archive(format!(
-            "{}: content does not match the index's content_hash; run plc-verify",
-            path.display()
-        )));
-    }
+    let content = read_bundle(dir, last)?;
     let time = Timestamp::parse(&last.end_time).ok_or_else(|| {
         Error::Archive(format!(
             "bundle {}: end_time {:?} is not a timestamp",

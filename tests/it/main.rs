@@ -5,10 +5,12 @@ mod common;
 
 mod bad_input;
 mod chunk;
+mod clone;
 mod cookbook;
 mod crash;
 mod dedup;
 mod demo;
+mod diff;
 mod docs;
 mod export;
 mod fake_directory_selftest;

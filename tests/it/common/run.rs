@@ -18,6 +18,8 @@ pub fn bin(name: &str) -> &'static str {
         "plc-seal" => env!("CARGO_BIN_EXE_plc-seal"),
         "plc-verify" => env!("CARGO_BIN_EXE_plc-verify"),
         "plc-serve" => env!("CARGO_BIN_EXE_plc-serve"),
+        "plc-clone" => env!("CARGO_BIN_EXE_plc-clone"),
+        "plc-diff" => env!("CARGO_BIN_EXE_plc-diff"),
         other => panic!("unknown binary {other}"),
     }
 }
