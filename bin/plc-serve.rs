@@ -37,9 +37,10 @@ struct Args {
     /// this many bundles are decompressed at once, next to a cache of 4).
     #[arg(long, default_value_t = 4)]
     threads: usize,
-    /// Open connections at most. A new one beyond it closes the connection
-    /// that has been quiet the longest, or is closed at once if all are
-    /// busy answering.
+    /// Open connections at most (lowered to the open-files limit minus 32
+    /// if that is less). A new one beyond it closes the connection that
+    /// has been quiet the longest, or is closed at once if all are busy
+    /// answering.
     #[arg(long, default_value_t = 512, value_name = "N")]
     max_connections: usize,
     /// A request's line and headers must arrive in full within this,
@@ -110,6 +111,13 @@ fn main() -> std::process::ExitCode {
             "plc-serve: serving {} on http://{addr}",
             args.repo.display()
         );
+        if server.max_connections() < args.max_connections {
+            let _ = writeln!(
+                std::io::stderr(),
+                "plc-serve: at most {} connections: the open-files limit (ulimit -n) leaves no more",
+                server.max_connections()
+            );
+        }
         server.run();
         Ok(())
     })

@@ -253,10 +253,10 @@ async fn answer(
     watch.touch();
     watch.busy.store(false, Ordering::Relaxed);
     if shared.log.enabled() {
-        let target = match &query {
+        let target = printable(&match &query {
             Some(q) => format!("{path}?{q}"),
             None => path,
-        };
+        });
         shared.log.line(format!(
             "{} - - [{}] \"{method} {target} {:?}\" {} {} {:.1}ms",
             peer.ip(),
@@ -268,6 +268,20 @@ async fn answer(
         ));
     }
     Ok(response)
+}
+
+/// `s` with every byte outside printable ASCII written as `\xNN`, so that
+/// a request cannot write anything but one line into the log.
+fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 /// A socket that times out: reading when nothing has moved either way
@@ -298,8 +312,7 @@ impl Watched {
     fn progress(&mut self) {
         self.watch.touch();
         if let Some(t) = self.read_timer.as_mut() {
-            t.as_mut()
-                .reset(tokio::time::Instant::now() + self.idle);
+            t.as_mut().reset(tokio::time::Instant::now() + self.idle);
         }
     }
 
@@ -373,9 +386,7 @@ impl AsyncWrite for Watched {
                 self.wrote(*r.as_ref().unwrap_or(&0));
                 Poll::Ready(r)
             }
-            Poll::Pending if self.write_stalled(cx) => {
-                Poll::Ready(Err(timed_out("write timeout")))
-            }
+            Poll::Pending if self.write_stalled(cx) => Poll::Ready(Err(timed_out("write timeout"))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -390,9 +401,7 @@ impl AsyncWrite for Watched {
                 self.wrote(*r.as_ref().unwrap_or(&0));
                 Poll::Ready(r)
             }
-            Poll::Pending if self.write_stalled(cx) => {
-                Poll::Ready(Err(timed_out("write timeout")))
-            }
+            Poll::Pending if self.write_stalled(cx) => Poll::Ready(Err(timed_out("write timeout"))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -407,9 +416,7 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match Pin::new(&mut self.inner).poll_shutdown(cx) {
-            Poll::Pending if self.write_stalled(cx) => {
-                Poll::Ready(Err(timed_out("write timeout")))
-            }
+            Poll::Pending if self.write_stalled(cx) => Poll::Ready(Err(timed_out("write timeout"))),
             r => r,
         }
     }

@@ -33,6 +33,9 @@ use std::time::Instant;
 
 /// Connections waiting in the kernel to be accepted, at most.
 const BACKLOG: u32 = 1024;
+/// File descriptors kept for everything but connections: the index and
+/// bundle files a request opens, the runtime's own, stdio.
+const RESERVED_FDS: u64 = 32;
 
 /// What `plc-serve` is asked to do.
 pub struct ServeConfig {
@@ -71,6 +74,10 @@ impl MirrorServer {
         if cfg.limits.max_connections == 0 {
             return Err(Error::Usage("--max-connections must be at least 1".into()));
         }
+        let mut limits = cfg.limits.clone();
+        limits.max_connections = limits
+            .max_connections
+            .min(open_files_limit().saturating_sub(RESERVED_FDS).max(1) as usize);
         let threads = cfg.threads.max(1);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -88,11 +95,7 @@ impl MirrorServer {
             archive,
             started: Instant::now(),
         });
-        let shared = Arc::new(conn::Shared::new(
-            app,
-            cfg.limits.clone(),
-            log::Log::new(cfg.quiet),
-        ));
+        let shared = Arc::new(conn::Shared::new(app, limits, log::Log::new(cfg.quiet)));
         Ok(MirrorServer {
             runtime,
             listener,
@@ -103,6 +106,13 @@ impl MirrorServer {
     /// The address actually bound (useful with port 0).
     pub fn addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
+    }
+
+    /// The connection limit in force: `--max-connections`, lowered when
+    /// the open-files limit would not leave [`RESERVED_FDS`] descriptors
+    /// for files with that many connections open.
+    pub fn max_connections(&self) -> usize {
+        self.shared.limits.max_connections
     }
 
     /// Answers requests; never returns.
@@ -131,4 +141,17 @@ fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
+}
+
+/// The process's soft limit on open files.
+fn open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid pointer to an rlimit; only read.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return u64::MAX;
+    }
+    lim.rlim_cur
 }

@@ -38,6 +38,11 @@ pub fn respond(app: &App, method: &Method, path: &str, query: &str) -> Response<
             return r;
         }
     };
+    // hyper lets bytes above 0x7F through in the target; a request line
+    // is ASCII (RFC 9112), and no route here has another spelling.
+    if !path.is_ascii() || !query.is_ascii() {
+        return json_error(400, "bad request: the request line is not ASCII");
+    }
     let mut response = get(app, path, query);
     let len = response.body().len();
     response
