@@ -13,6 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// The bound within which a client that should be answered must be.
@@ -80,10 +81,23 @@ impl Drop for Server {
     }
 }
 
-/// An archive of one bundle (10,000 generated operations): the directory
-/// and the bundle's content.
-fn archive(tmp: &TempDir, seed: u64) -> (String, Vec<u8>) {
-    let ops = synth(10_000, seed);
+/// An archive of one bundle (10,000 generated operations), shared by the
+/// tests that run at the same time (they only read it) and removed when
+/// the last of them drops it.
+struct Archive {
+    _tmp: TempDir,
+    repo: String,
+    content: Vec<u8>,
+}
+
+fn archive() -> Arc<Archive> {
+    static SHARED: Mutex<Weak<Archive>> = Mutex::new(Weak::new());
+    let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(a) = slot.upgrade() {
+        return a;
+    }
+    let tmp = TempDir::new("hostile");
+    let ops = synth(10_000, 71);
     let repo = tmp.join("A");
     let o = run(
         "plc-seal",
@@ -91,7 +105,13 @@ fn archive(tmp: &TempDir, seed: u64) -> (String, Vec<u8>) {
         &joined(&ops),
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
-    (repo, joined(&ops))
+    let a = Arc::new(Archive {
+        _tmp: tmp,
+        repo,
+        content: joined(&ops),
+    });
+    *slot = Arc::downgrade(&a);
+    a
 }
 
 /// One response read off a socket.
@@ -208,8 +228,8 @@ fn idle_connections(addr: &str, n: usize) -> Vec<TcpStream> {
 
 #[test]
 fn running_out_of_file_descriptors_does_not_stop_accepting() {
-    let tmp = TempDir::new("hostile-fds");
-    let (repo, _) = archive(&tmp, 71);
+    let a = archive();
+    let repo = a.repo.clone();
     // 64 descriptors; 150 idle connections are more than it can hold.
     let mut srv = Server::start(&repo, &["--quiet"], Some(64));
     let idle = idle_connections(&srv.addr, 150);
@@ -230,8 +250,8 @@ fn a_thousand_idle_connections_do_not_keep_others_out() {
     // The test holds 1,000 sockets; plc-serve runs under the usual limit
     // of 1,024 open files with its default --max-connections (512).
     raise_open_files(2048);
-    let tmp = TempDir::new("hostile-idle");
-    let (repo, _) = archive(&tmp, 72);
+    let a = archive();
+    let repo = a.repo.clone();
     let mut srv = Server::start(&repo, &["--quiet"], Some(1024));
     let mut idle = idle_connections(&srv.addr, 500);
     // Half of them start a request and never finish it.
@@ -251,8 +271,8 @@ fn a_thousand_idle_connections_do_not_keep_others_out() {
 
 #[test]
 fn a_client_that_never_reads_its_pipelined_answers_is_dropped_and_stalls_nobody() {
-    let tmp = TempDir::new("hostile-pipelined");
-    let (repo, _) = archive(&tmp, 73);
+    let a = archive();
+    let repo = a.repo.clone();
     let file_len = std::fs::metadata(Path::new(&repo).join("000001.jsonl.zst"))
         .unwrap()
         .len() as usize;
@@ -295,8 +315,9 @@ fn a_client_that_never_reads_its_pipelined_answers_is_dropped_and_stalls_nobody(
 
 #[test]
 fn eight_clients_not_reading_a_decompressed_bundle_stall_nobody() {
-    let tmp = TempDir::new("hostile-jsonl");
-    let (repo, content) = archive(&tmp, 74);
+    let a = archive();
+    let repo = a.repo.clone();
+    let content = a.content.clone();
     let mut srv = Server::start(&repo, &["--quiet", "--write-timeout", "3s"], None);
     let stalled: Vec<TcpStream> = (0..8)
         .map(|_| {
@@ -319,8 +340,8 @@ fn eight_clients_not_reading_a_decompressed_bundle_stall_nobody() {
 
 #[test]
 fn a_request_that_never_ends_is_dropped() {
-    let tmp = TempDir::new("hostile-slow-head");
-    let (repo, _) = archive(&tmp, 75);
+    let a = archive();
+    let repo = a.repo.clone();
     let mut srv = Server::start(
         &repo,
         &["--quiet", "--header-timeout", "2s", "--idle-timeout", "2s"],
@@ -384,8 +405,8 @@ fn flood(addr: &str, head: &[u8], cap: usize) -> (usize, Option<Answer>) {
 
 #[test]
 fn an_endless_header_line_and_a_huge_url_are_refused_with_bounded_memory() {
-    let tmp = TempDir::new("hostile-big-head");
-    let (repo, _) = archive(&tmp, 76);
+    let a = archive();
+    let repo = a.repo.clone();
     let mut srv = Server::start(&repo, &["--quiet"], None);
     let cap = 256 << 20;
     // An endless header line.
@@ -427,8 +448,8 @@ fn an_endless_header_line_and_a_huge_url_are_refused_with_bounded_memory() {
 
 #[test]
 fn non_ascii_gets_400_head_gets_the_headers_of_get_other_methods_405() {
-    let tmp = TempDir::new("hostile-methods");
-    let (repo, _) = archive(&tmp, 77);
+    let a = archive();
+    let repo = a.repo.clone();
     let srv = Server::start(&repo, &["--quiet"], None);
     for (what, line) in [
         ("a non-ASCII path", &b"GET /data/\xc3\xa9 HTTP/1.1"[..]),
@@ -488,8 +509,8 @@ fn non_ascii_gets_400_head_gets_the_headers_of_get_other_methods_405() {
 
 #[test]
 fn every_request_gets_one_log_line_unless_quiet() {
-    let tmp = TempDir::new("hostile-log");
-    let (repo, _) = archive(&tmp, 78);
+    let a = archive();
+    let repo = a.repo.clone();
     let mut srv = Server::start(&repo, &[], None);
     let len = get(&srv.addr, "/data/1").body.len();
     get(&srv.addr, "/nope?x=1");
