@@ -37,16 +37,12 @@ pub enum Span {
         /// One past the last byte.
         end: usize,
     },
-    /// One `\n` (between two bundles' lines in an `/export` page).
-    Newline,
 }
 
 impl Span {
     fn len(&self) -> u64 {
-        match self {
-            Span::Bundle { start, end, .. } => (end - start) as u64,
-            Span::Newline => 1,
-        }
+        let Span::Bundle { start, end, .. } = self;
+        (end - start) as u64
     }
 }
 
@@ -73,19 +69,14 @@ impl Source {
                 spans,
                 held,
             } => {
-                let bundle = match spans.front()? {
-                    Span::Newline => {
-                        spans.pop_front();
-                        return Some(Ok(Some(Bytes::from_static(b"\n"))));
+                let Span::Bundle { number, hash, .. } = spans.front()?;
+                let bundle = match held.upgrade() {
+                    Some(b) => b,
+                    None => {
+                        let b = archive.cached(*number, hash)?;
+                        *held = Arc::downgrade(&b);
+                        b
                     }
-                    Span::Bundle { number, hash, .. } => match held.upgrade() {
-                        Some(b) => b,
-                        None => {
-                            let b = archive.cached(*number, hash)?;
-                            *held = Arc::downgrade(&b);
-                            b
-                        }
-                    },
                 };
                 Some(Ok(Some(take_piece(spans, held, &bundle))))
             }
@@ -102,7 +93,7 @@ impl Source {
                 held,
             } => {
                 let Some(Span::Bundle { number, hash, .. }) = spans.front() else {
-                    return Ok(self.next_now().transpose()?.flatten());
+                    return Ok(None);
                 };
                 let bundle = archive
                     .bundle(*number, hash)
@@ -128,7 +119,7 @@ impl Source {
 /// `bundle`) and advances past them.
 fn take_piece(spans: &mut VecDeque<Span>, held: &mut Weak<Bundle>, bundle: &Bundle) -> Bytes {
     let Some(Span::Bundle { start, end, .. }) = spans.front_mut() else {
-        unreachable!("called on a bundle span")
+        return Bytes::new();
     };
     let stop = (*start + PIECE).min(*end).min(bundle.content.len());
     let piece = Bytes::copy_from_slice(&bundle.content[(*start).min(stop)..stop]);

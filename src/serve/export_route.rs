@@ -4,30 +4,31 @@
 //! Operations strictly after `after`, in archive order, at most 1000,
 //! lines joined by `\n` without a trailing one. The start is found by a
 //! binary search over the index's end times and then over the bundle's
-//! lines, never by scanning the archive. The page is described as spans
-//! of bundles (lines follow one another in a bundle, so a page is one
-//! span, or two when it crosses into the next bundle) that the body sends
-//! piece by piece.
+//! lines, never by scanning the archive.
 
 use super::archive::{Archive, Loaded};
-use super::body::Span;
 use crate::time::Timestamp;
 
 /// The most operations one `/export` response holds (the directory's cap).
 pub const MAX_COUNT: usize = 1000;
 
-/// The spans of `/export?query`'s body, or an HTTP status and message.
+/// The body of `/export?query`, or an HTTP status and message.
+///
+/// The page is copied out of the bundles while they are held here: a
+/// client that reads it slowly then holds one page (at most 1000
+/// operations), and no bundle has to be decompressed again for it, however
+/// many other clients page through other bundles meanwhile.
 pub fn page(
     archive: &Archive,
     index: &Loaded,
     query: &str,
-) -> std::result::Result<Vec<Span>, (u16, String)> {
+) -> std::result::Result<Vec<u8>, (u16, String)> {
     let (count, after) = parse_export_query(query)?;
     let first = match after {
         None => 0,
         Some(a) => index.bundles.partition_point(|(_, _, end)| *end <= a),
     };
-    let mut spans = Vec::new();
+    let mut body = Vec::new();
     let mut served = 0;
     for (number, hash, _) in &index.bundles[first..] {
         if served == count {
@@ -44,19 +45,15 @@ pub fn page(
         };
         let take = (count - served).min(b.lines.len() - start);
         if take > 0 {
-            if !spans.is_empty() {
-                spans.push(Span::Newline);
+            if !body.is_empty() {
+                body.push(b'\n');
             }
-            spans.push(Span::Bundle {
-                number: *number,
-                hash: hash.clone(),
-                start: b.lines[start].0,
-                end: b.lines[start + take - 1].1,
-            });
+            // Lines follow one another in a bundle: one range per bundle.
+            body.extend_from_slice(&b.content[b.lines[start].0..b.lines[start + take - 1].1]);
             served += take;
         }
     }
-    Ok(spans)
+    Ok(body)
 }
 
 /// `count` (default and cap [`MAX_COUNT`]) and `after` of a query.

@@ -91,10 +91,7 @@ fn export(app: &App, query: &str) -> Response<Body> {
         Err(e) => return json_error(500, &e.to_string()),
     };
     match export_route::page(&app.archive, &index, query) {
-        Ok(spans) => ok(
-            "application/jsonlines",
-            Body::spans(app.archive.clone(), spans),
-        ),
+        Ok(page) => ok("application/jsonlines", Body::bytes(page)),
         Err((status, msg)) => json_error(status, &msg),
     }
 }

@@ -519,8 +519,22 @@ fn every_request_gets_one_log_line_unless_quiet() {
         b"DELETE /data/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         "DELETE",
     );
-    let mut lines = srv.stderr.take().unwrap().lines();
-    let mut next = || lines.next().unwrap().unwrap();
+    // Read in a thread, so that a missing line fails the test instead of
+    // blocking it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = srv.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in stderr.lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(ANSWERED_WITHIN)
+            .expect("a request log line on stderr")
+    };
     let (a, b, c) = (next(), next(), next());
     assert!(
         a.contains("\"GET /data/1 HTTP/1.1\" 200 ") && a.contains(&format!(" {len} ")),
