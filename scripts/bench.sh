@@ -58,9 +58,9 @@ col() { cut -d' ' -f"$2" "$W/$1.res"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 ratio3() { python3 -c "print(f'{$1 / $2:.3f}')"; }
 
-# serve DIR: starts plc-serve on DIR, sets $url.
+# serve DIR [BINARY]: starts plc-serve (or BINARY) on DIR, sets $url.
 serve() {
-    "$B/plc-serve" --repo "$1" --listen 127.0.0.1:0 2>"$W/serve.log" &
+    "${2:-$B/plc-serve}" --repo "$1" --listen 127.0.0.1:0 2>"$W/serve.log" &
     server=$!
     url=
     for _ in $(seq 100); do
@@ -146,6 +146,28 @@ import json, sys
 a, b = (json.load(open(p))["bundles"] for p in sys.argv[1:])
 sys.exit([(x["content_hash"], x["hash"]) for x in a] != [(x["content_hash"], x["hash"]) for x in b])
 PY
+# plc-serve under load: 32 keep-alive clients (examples/load.rs) for 3 s,
+# paging through /export or fetching /data/N; requests per second, p50 and
+# p99 latency, and the server's peak RSS (VmHWM). With
+# PLC_SERVE_BEFORE=/path/to/older/plc-serve the same rows are measured for
+# that binary too, in the same run (the "before" of a change).
+serveload() { # NAME BINARY MODE
+    serve "$W/R" "$2"
+    "$B/examples/load" "${url#http://}" "$3" 32 3 "$bundles" >"$W/$1.load"
+    echo "$(cat "$W/$1.load") rss_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$server/status")" >"$W/$1.load"
+    kill "$server"
+    wait "$server" 2>/dev/null || true
+    server=
+}
+loadrows=()
+for mode in export data; do
+    if [ -n "${PLC_SERVE_BEFORE:-}" ]; then
+        serveload "before-$mode" "$PLC_SERVE_BEFORE" "$mode"
+        loadrows+=("before-$mode:$mode, before ($(basename "$PLC_SERVE_BEFORE"))")
+    fi
+    serveload "after-$mode" "$B/plc-serve" "$mode"
+    loadrows+=("after-$mode:$mode")
+done
 
 # Memory of each filter alone, at two sizes.
 for f in 1 2; do
@@ -198,3 +220,19 @@ for f in 1 2; do
 done
 echo "| archive size / zstd -3 of the same content | $archive_bytes / $zstd_bytes bytes | | | $(ratio3 "$archive_bytes" "$zstd_bytes") | ≤ 1.0 |"
 echo "| the same, with 45% of operations repeating a recent DID's keys | $carry_archive_bytes / $carry_zstd_bytes bytes | | | $(ratio3 "$carry_archive_bytes" "$carry_zstd_bytes") | ≤ 1.0 |"
+echo
+echo "plc-serve on 127.0.0.1 under 32 keep-alive clients for 3 s (examples/load.rs; /export pages of 1000, /data/N files of the $bundles bundles):"
+echo
+echo "| requests | req/s | p50 ms | p99 ms | errors | plc-serve peak RSS MB |"
+echo "|---|---|---|---|---|---|"
+for r in "${loadrows[@]}"; do
+    name=${r%%:*}
+    label=${r#*:}
+    python3 - "$W/$name.load" "$label" <<'PY'
+import sys
+f = dict(kv.split("=") for kv in open(sys.argv[1]).read().split())
+label = {"export": "/export paging", "data": "/data/N"}
+mode, _, rest = sys.argv[2].partition(",")
+print(f"| {label[mode]}{',' + rest if rest else ''} | {f['rps']} | {f['p50_ms']} | {f['p99_ms']} | {f['errors']} | {int(f['rss_kb']) / 1024:.1f} |")
+PY
+done

@@ -14,6 +14,7 @@ mod diff;
 mod docs;
 mod export;
 mod fake_directory_selftest;
+mod hostile_clients;
 mod hostile_directory;
 mod make;
 mod pipeline;
