@@ -6,7 +6,8 @@
 //! touches the process.
 
 use crate::error::{Error, EXIT_OK};
-use std::io::{self, Read, Write};
+use crate::progress::Lines;
+use std::io::{self, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 /// Runs `body`, prints `tool: message` for an error, and maps it to the
@@ -17,10 +18,34 @@ pub fn main_with(tool: &str, body: impl FnOnce() -> Result<(), Error>) -> ExitCo
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) if e.is_broken_pipe() => ExitCode::from(EXIT_OK),
         Err(e) => {
-            let _ = writeln!(io::stderr().lock(), "{tool}: {e}");
+            let _ = writeln!(stderr_lines(), "{tool}: {e}");
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Standard error for whole lines (messages, errors, plc-seal's "sealed"
+/// lines): on a terminal, each line replaces whatever status line another
+/// tool of the pipeline has live there (see [`crate::progress`]).
+pub fn stderr_lines() -> Lines<io::Stderr> {
+    let err = io::stderr();
+    let on_terminal = err.is_terminal();
+    Lines::new(err, on_terminal)
+}
+
+/// Says on stderr that `tool` is reading operations from the terminal,
+/// when `path` is `-` and stdin is one: otherwise a filter started without
+/// a pipe waits in silence. `feed` names the tool whose output belongs
+/// there. Returns whether stdin is a terminal.
+pub fn note_terminal_input(tool: &str, path: &str, feed: &str) -> bool {
+    if path != "-" || !io::stdin().is_terminal() {
+        return false;
+    }
+    let _ = writeln!(
+        stderr_lines(),
+        "{tool}: reading operations from the terminal (Ctrl-D to end; pipe {feed}'s output in)"
+    );
+    true
 }
 
 /// Handles the hidden documentation switches every tool understands:
@@ -67,7 +92,7 @@ pub fn generate_docs(mut cmd: clap::Command) -> Option<ExitCode> {
 /// tools read in large pieces into their own buffers.
 pub fn open_input(path: &str) -> Result<Box<dyn Read>, Error> {
     if path == "-" {
-        widen_pipe(0);
+        widen_pipe(io::stdin());
         Ok(Box::new(io::stdin().lock()))
     } else {
         let f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {path}"), e))?;
@@ -78,20 +103,16 @@ pub fn open_input(path: &str) -> Result<Box<dyn Read>, Error> {
 /// Standard output, buffered. Callers flush it and pass the error up. (Not
 /// a `StdoutLock`, so that a writer thread can own it.)
 pub fn stdout() -> io::BufWriter<io::Stdout> {
-    widen_pipe(1);
+    widen_pipe(io::stdout());
     io::BufWriter::with_capacity(1 << 16, io::stdout())
 }
 
 /// Asks for a 1 MiB pipe buffer on `fd` when it is a pipe (the default is
 /// 64 KB). Fewer, longer turns for each stage of a pipeline mean fewer
 /// switches between them on a core. Only a hint: refused or not a pipe,
-/// nothing changes.
-pub fn widen_pipe(fd: i32) {
-    // SAFETY: F_SETPIPE_SZ takes an int argument and fails harmlessly on a
-    // descriptor that is not a pipe.
-    unsafe {
-        libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
-    }
+/// nothing changes, so the error is deliberately dropped.
+pub fn widen_pipe(fd: impl std::os::fd::AsFd) {
+    let _ = rustix::pipe::fcntl_setpipe_size(fd, 1 << 20);
 }
 
 /// A writer that discards everything once its reader has closed the pipe.

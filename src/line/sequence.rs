@@ -23,6 +23,8 @@ pub enum Seen {
 #[derive(Default)]
 pub struct Sequencer {
     last: Option<(Timestamp, String)>,
+    /// `last` is still the archive's end the sequencer was seeded with.
+    at_seed: bool,
     /// The group's CIDs are `slots[..len]`; later slots are kept for reuse.
     slots: Vec<String>,
     len: usize,
@@ -43,6 +45,7 @@ impl Sequencer {
     ) -> Self {
         let mut s = Sequencer {
             last: Some((time, created_at.to_string())),
+            at_seed: true,
             ..Sequencer::default()
         };
         for cid in cids {
@@ -78,6 +81,7 @@ impl Sequencer {
     }
 
     fn start_group(&mut self, op: &Op<'_>) {
+        self.at_seed = false;
         match &mut self.last {
             Some((t, text)) => {
                 *t = op.time;
@@ -110,8 +114,12 @@ impl Sequencer {
     /// What [`Sequencer::observe`] would say of `op`, remembering nothing.
     pub fn peek(&self, op: &Op<'_>) -> std::result::Result<Seen, String> {
         match &self.last {
+            Some((t, text)) if op.time < *t && self.at_seed => Err(format!(
+                "createdAt {} is before the archive's end {}: this input is already archived",
+                op.created_at, text
+            )),
             Some((t, text)) if op.time < *t => Err(format!(
-                "createdAt goes backwards: {} comes after {}",
+                "createdAt goes backwards: {} is before {}, seen earlier",
                 op.created_at, text
             )),
             Some((t, _)) if op.time == *t && self.contains(&op.cid) => Ok(Seen::Duplicate),
@@ -195,9 +203,34 @@ mod tests {
             Ok(Seen::New)
         );
         let e = s.observe(&op("2024-01-01T00:00:00.005Z", "z")).unwrap_err();
-        assert!(
-            e.contains("2024-01-01T00:00:00.005Z comes after 2024-01-01T00:00:00.006Z"),
-            "{e}"
+        assert_eq!(
+            e,
+            "createdAt goes backwards: 2024-01-01T00:00:00.005Z is before \
+             2024-01-01T00:00:00.006Z, seen earlier"
         );
+    }
+
+    #[test]
+    fn going_back_before_a_seed_says_the_input_is_already_archived() {
+        let op = |t: &'static str| Op {
+            did: "d".into(),
+            cid: "c".into(),
+            created_at: t.into(),
+            time: Timestamp::parse(t).unwrap(),
+        };
+        let end = "2023-01-01T10:15:04.247Z";
+        let s = Sequencer::seeded(end, Timestamp::parse(end).unwrap(), ["x".to_string()]);
+        assert_eq!(
+            s.peek(&op("2023-01-01T00:00:00.000Z")).unwrap_err(),
+            "createdAt 2023-01-01T00:00:00.000Z is before the archive's end \
+             2023-01-01T10:15:04.247Z: this input is already archived"
+        );
+        // Still the seed's group after a new operation at the same time.
+        let mut s = s;
+        assert_eq!(s.observe(&op(end)), Ok(Seen::New));
+        assert!(s
+            .peek(&op("2023-01-01T00:00:00.000Z"))
+            .unwrap_err()
+            .contains("archive's end"));
     }
 }
