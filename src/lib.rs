@@ -19,6 +19,7 @@ pub mod repo;
 pub mod seal;
 pub mod serve;
 pub mod sha;
+#[cfg(any(test, feature = "synth"))]
 pub mod synth;
 pub mod time;
 pub mod verify;
