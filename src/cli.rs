@@ -3,7 +3,8 @@
 //!
 //! Every `bin/plc-*.rs` calls [`main_with`] with its tool name and a closure
 //! that does the work through the library. Nothing else in the crate
-//! touches the process.
+//! touches the process (except that [`crate::progress`], drawing on a
+//! terminal, asks stderr's terminal for its width).
 
 use crate::error::{Error, EXIT_OK};
 use crate::progress::Lines;
