@@ -103,28 +103,32 @@ impl<'a> Progress<'a> {
         }
         self.last = Some(now);
         let text = line(self.started.elapsed());
-        let _ = match self.mode {
+        // Each drawing and each line goes out in one write, so that no
+        // other tool's output lands in the middle of it.
+        let shown = match self.mode {
             Mode::Terminal => {
                 self.drawn = true;
                 let width = self.width.or_else(stderr_width);
-                write!(self.out, "{LINE_START}{}", fit(&text, width))
+                format!("{LINE_START}{}", fit(&text, width))
             }
-            _ => writeln!(self.out, "{text}"),
+            _ => format!("{text}\n"),
         };
+        let _ = self.out.write_all(shown.as_bytes());
         let _ = self.out.flush();
     }
 
     /// Writes a whole line (a note or the final summary), in place of the
     /// status line on a terminal; nothing when quiet.
     pub fn line(&mut self, text: &str) {
-        let _ = match self.mode {
+        let shown = match self.mode {
             Mode::Quiet => return,
             Mode::Terminal => {
                 self.drawn = false;
-                writeln!(self.out, "{LINE_START}{text}")
+                format!("{LINE_START}{text}\n")
             }
-            Mode::Plain => writeln!(self.out, "{text}"),
+            Mode::Plain => format!("{text}\n"),
         };
+        let _ = self.out.write_all(shown.as_bytes());
     }
 
     fn clear(&mut self) {
