@@ -154,3 +154,29 @@ fn man_pages_have_a_one_line_name_and_real_examples_and_exit_status() {
         }
     }
 }
+
+#[test]
+fn duration_flags_name_their_units() {
+    let help = Command::new(bin("plc-export"))
+        .arg("--help")
+        .env("COLUMNS", "1000")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for flag in [
+        "--lag <LAG>",
+        "--interval <INTERVAL>",
+        "--backoff <BACKOFF>",
+    ] {
+        // The flag's own entry: its line up to the next option's.
+        let mut lines = help
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with(flag));
+        let first = lines.next().unwrap_or_else(|| panic!("{flag} in {help}"));
+        let rest: Vec<&str> = lines
+            .take_while(|l| !l.trim_start().starts_with('-'))
+            .collect();
+        let entry = format!("{first}\n{}", rest.join("\n"));
+        assert!(entry.contains("Units: ms, s, m, h, d"), "{flag}: {entry}");
+    }
+}
