@@ -8,8 +8,9 @@ use std::io::Write;
 ///
 /// Reads JSON lines from FILE or stdin; writes JSON lines on stdout, each
 /// chunk flushed as soon as it is complete. Nothing is persisted between
-/// runs: the directory is the durable store of the tail, and the next run
-/// fetches those operations again.
+/// runs: in the archive pipeline the directory is the durable store of
+/// the tail, and the next run fetches those operations again; from a file,
+/// the tail is the file's last lines.
 #[derive(Parser, Debug)]
 #[command(name = "plc-chunk", version, after_long_help = AFTER)]
 struct Args {
@@ -41,13 +42,21 @@ fn main() -> std::process::ExitCode {
     }
     let args = Args::parse();
     cli::main_with("plc-chunk", || {
+        cli::note_terminal_input("plc-chunk", &args.file, "plc-dedup");
         let input = cli::open_input(&args.file)?;
         let stats = chunk::chunk(input, cli::stdout(), args.size as usize)?;
         if stats.held_back > 0 && !args.quiet {
+            let (n, size) = (stats.held_back, args.size);
+            // From a pipe, the tail is the directory's to serve again; a
+            // file keeps it, at its end.
+            let next = if args.file == "-" {
+                "in the archive pipeline, the next run fetches them again".to_string()
+            } else {
+                format!("they are the last {n} lines of {}", args.file)
+            };
             let _ = writeln!(
-                std::io::stderr(),
-                "plc-chunk: holding back {} operations (an incomplete chunk of {}); the next run fetches them again",
-                stats.held_back, args.size
+                cli::stderr_lines(),
+                "plc-chunk: holding back {n} operations (an incomplete chunk of {size}), not emitted; {next}"
             );
         }
         Ok(())

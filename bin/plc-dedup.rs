@@ -53,6 +53,7 @@ fn main() -> std::process::ExitCode {
             },
             None => None,
         };
+        cli::note_terminal_input("plc-dedup", &args.file, "plc-export");
         let input = cli::open_input(&args.file)?;
         dedup::dedup(input, cli::stdout(), seed.as_ref()).map(|_| ())
     })

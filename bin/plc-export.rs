@@ -45,12 +45,14 @@ struct Args {
     rate: u32,
     /// Hold back operations younger than this (measured against the
     /// server's Date header); they are fetched on a later run.
+    /// Units: ms, s, m, h, d (250ms, 60s, 5m, 1h); a bare number is seconds.
     #[arg(long, default_value = "60s", value_parser = time::parse_duration)]
     lag: Duration,
     /// Keep polling instead of stopping when caught up.
     #[arg(long)]
     follow: bool,
     /// Polling interval with --follow.
+    /// Units: ms, s, m, h, d (250ms, 60s, 5m, 1h); a bare number is seconds.
     #[arg(long, default_value = "60s", value_parser = time::parse_duration)]
     interval: Duration,
     /// Retries of a failed request (5xx, connection error, cut body, 429)
@@ -59,6 +61,7 @@ struct Args {
     #[arg(long, default_value_t = 8)]
     retries: u32,
     /// First retry delay; doubles on each further retry, up to 60s.
+    /// Units: ms, s, m, h, d (250ms, 60s, 5m, 1h); a bare number is seconds.
     #[arg(long, default_value = "1s", value_parser = time::parse_duration)]
     backoff: Duration,
     /// No progress or notes on stderr (errors and retries are always
@@ -68,6 +71,7 @@ struct Args {
     #[arg(short, long)]
     quiet: bool,
     /// Per-request timeout.
+    /// Units: ms, s, m, h, d (250ms, 60s, 5m, 1h); a bare number is seconds.
     #[arg(long, default_value = "120s", value_parser = time::parse_duration)]
     timeout: Duration,
 }

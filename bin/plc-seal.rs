@@ -2,6 +2,8 @@
 use clap::Parser;
 use plcbundle::cli;
 use plcbundle::seal::{seal, SealConfig};
+use plcbundle::Error;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
 /// Reads whole chunks of 10000 operation lines and, for each, writes the
@@ -51,7 +53,16 @@ fn main() -> std::process::ExitCode {
     }
     let args = Args::parse();
     cli::main_with("plc-seal", || {
-        let input = cli::open_input(&args.file)?;
+        let mut input = cli::open_input(&args.file)?;
+        if cli::note_terminal_input("plc-seal", &args.file, "plc-chunk") {
+            // Create and lock nothing before there is input to seal.
+            let mut typed = BufReader::new(input);
+            let first = typed.fill_buf();
+            if first.map_err(|e| Error::io("reading input", e))?.is_empty() {
+                return Ok(());
+            }
+            input = Box::new(typed);
+        }
         let cfg = SealConfig {
             repo: args.repo.clone(),
             origin: args.origin.clone(),
@@ -59,7 +70,7 @@ fn main() -> std::process::ExitCode {
         let mut log: Box<dyn std::io::Write + Send> = if args.quiet {
             Box::new(std::io::sink())
         } else {
-            Box::new(std::io::stderr())
+            Box::new(cli::stderr_lines())
         };
         seal(input, &cfg, &mut *log).map(|_| ())
     })

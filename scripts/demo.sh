@@ -23,7 +23,10 @@ took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2fs", b - a }'; }
 
 t=$(now)
 if [ -z "${PLC_BIN:-}" ]; then
-    cargo build --quiet --release --locked --bins --examples
+    # Not --quiet: a first build takes minutes, and cargo's progress shows
+    # that it is working.
+    echo "demo: building the tools (cargo build --release; a first build takes a few minutes)" >&2
+    cargo build --release --locked --bins --examples
     PLC_BIN=$PWD/target/release
 fi
 t_build=$(took "$t")

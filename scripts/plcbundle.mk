@@ -13,7 +13,8 @@
 # Targets:
 #   archive  one incremental pass into REPO from PLC_URL
 #   follow   the same pipeline, kept running (plc-export --follow)
-#   verify   plc-verify REPO
+#   verify   plc-verify REPO (make exits 2 if it fails; the last line
+#            says whether plc-verify found problems, 1, or could not check, 2)
 #   status   a short human summary of REPO from its index (needs jq)
 #   clean    remove stray temporary files left by a killed writer (only
 #            while no writer runs; sealed data is never touched)
@@ -59,8 +60,17 @@ archive:
 follow:
 	$(call pipeline,--follow --interval '$(INTERVAL)')
 
+# make itself exits 2 whenever a recipe fails, whatever the tool's code, so
+# the recipe says which code plc-verify gave and what it means. A script
+# that needs plc-verify's own 0/1/2 runs `plc-verify DIR` directly.
 verify:
-	$(plc)-verify '$(REPO)'
+	@$(plc)-verify '$(REPO)'; code=$$?; \
+	case $$code in \
+	  0) ;; \
+	  1) echo "verify: plc-verify found problems in $(REPO) (its exit status 1; make's is 2)" >&2 ;; \
+	  *) echo "verify: plc-verify could not check $(REPO) (its exit status $$code; make's is 2)" >&2 ;; \
+	esac; \
+	exit $$code
 
 # The summary status prints, as a jq program (built up with += so that it
 # stays one shell word).

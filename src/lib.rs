@@ -22,6 +22,7 @@ pub mod seal;
 pub mod serve;
 pub mod sha;
 pub mod source;
+#[cfg(any(test, feature = "synth"))]
 pub mod synth;
 pub mod time;
 pub mod verify;

@@ -32,6 +32,31 @@ fn emits_only_whole_chunks_and_reports_the_held_back_tail() {
 }
 
 #[test]
+fn the_held_back_tail_is_explained_for_a_pipe_and_for_a_file() {
+    let ops = ops(25, 24);
+    let out = run("plc-chunk", &["--size", "10"], &joined_ops(&ops));
+    assert_eq!(
+        out.stderr,
+        "plc-chunk: holding back 5 operations (an incomplete chunk of 10), not emitted; \
+         in the archive pipeline, the next run fetches them again\n"
+    );
+    // From a file nothing fetches them again: they stay in the file.
+    let tmp = TempDir::new("chunk-file-tail");
+    let file = tmp.join("ops.jsonl");
+    std::fs::write(&file, joined_ops(&ops)).unwrap();
+    let out = run("plc-chunk", &["--size", "10", &file], b"");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout == joined_ops(&ops[..20]));
+    assert_eq!(
+        out.stderr,
+        format!(
+            "plc-chunk: holding back 5 operations (an incomplete chunk of 10), not emitted; \
+             they are the last 5 lines of {file}\n"
+        )
+    );
+}
+
+#[test]
 fn the_default_chunk_is_ten_thousand_lines() {
     let ops = ops(10_005, 22);
     let out = run("plc-chunk", &[], &joined_ops(&ops));

@@ -216,3 +216,37 @@ fn archive_sh_runs_the_pipeline_and_names_the_stage_that_failed() {
     );
     assert_archive(Path::new(&repo), &want);
 }
+
+#[test]
+fn verify_says_which_status_plc_verify_gave() {
+    // make exits 2 whenever a recipe fails; the recipe's last line tells
+    // problems found (plc-verify's 1) from a repository it could not check.
+    let tmp = TempDir::new("make-verify");
+    let repo = tmp.join("repo");
+    let o = run(
+        "plc-seal",
+        &["-q", "--repo", &repo],
+        &common::other_impls::joined(&synth(10_000, 7)),
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let f = Path::new(&repo).join("000001.jsonl.zst");
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[300] ^= 1;
+    std::fs::write(&f, &bytes).unwrap();
+    let o = make("verify", &repo, "http://unused", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "\nverify: plc-verify found problems in {repo} (its exit status 1; make's is 2)\n"
+        )),
+        "{err}"
+    );
+    let o = make("verify", &tmp.join("nothing"), "http://unused", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("could not check") && text(&o.stderr).contains("exit status 2"),
+        "{}",
+        text(&o.stderr)
+    );
+}

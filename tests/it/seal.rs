@@ -362,7 +362,7 @@ fn an_operation_already_sealed_or_older_than_the_end_is_refused() {
         .unwrap();
     let cases: [(&str, &SynthOp, &str); 2] = [
         ("boundary duplicate", &ops[9_999], "already sealed"),
-        ("older than the end", older, "backwards"),
+        ("older than the end", older, "already archived"),
     ];
     for (name, first, word) in cases {
         let mut input = first.line.clone();
