@@ -14,9 +14,8 @@
 //! so a client can tell a cut-off body from a complete one.
 
 use crate::error::{Error, IoContext, Result};
-use crate::index::{bundle_file_name, Index, INDEX_FILE};
+use crate::index::{bundle_file_name, BundleEntry, INDEX_FILE};
 use crate::line::parse_op;
-use crate::repo::decompress;
 use crate::time::Timestamp;
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
@@ -63,8 +62,8 @@ struct Stamp {
 
 struct Loaded {
     raw: Vec<u8>,
-    /// (bundle number, content_hash, end time) per bundle, in order.
-    bundles: Vec<(u64, String, Timestamp)>,
+    /// (bundle number, entry, end time) per bundle, in order.
+    bundles: Vec<(u64, BundleEntry, Timestamp)>,
 }
 
 struct Bundle {
@@ -253,9 +252,7 @@ impl State {
                 return Ok(loaded.clone());
             }
         }
-        let raw = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
-        let idx: Index = serde_json::from_slice(&raw)
-            .map_err(|e| Error::Archive(format!("{}: not a valid index: {e}", path.display())))?;
+        let (raw, idx) = crate::repo::read_index_file(&path).map(|(r, p)| (r, p.index))?;
         let mut bundles = Vec::with_capacity(idx.bundles.len());
         for b in &idx.bundles {
             let end = Timestamp::parse(&b.end_time).ok_or_else(|| {
@@ -264,14 +261,15 @@ impl State {
                     b.bundle_number
                 ))
             })?;
-            bundles.push((b.bundle_number, b.content_hash.clone(), end));
+            bundles.push((b.bundle_number, b.clone(), end));
         }
         let loaded = Arc::new(Loaded { raw, bundles });
         *slot = Some((stamp, loaded.clone()));
         Ok(loaded)
     }
 
-    fn bundle(&self, number: u64, content_hash: &str) -> Result<Arc<Bundle>> {
+    fn bundle(&self, number: u64, entry: &BundleEntry) -> Result<Arc<Bundle>> {
+        let content_hash = &entry.content_hash[..];
         {
             let cache = self.cache.lock().expect("cache lock");
             if let Some((_, _, b)) = cache
@@ -281,9 +279,7 @@ impl State {
                 return Ok(b.clone());
             }
         }
-        let path = self.repo.join(bundle_file_name(number));
-        let file = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
-        let content = decompress(&file).ctx(|| format!("decompressing {}", path.display()))?;
+        let content = crate::repo::read_bundle(&self.repo, entry)?;
         let mut lines = Vec::with_capacity(10_000);
         let body = content.strip_suffix(b"\n").unwrap_or(&content);
         let base = body.as_ptr() as usize;
@@ -325,7 +321,9 @@ impl State {
                 let Some(n) = number else {
                     return rq.respond(json_error(404, "not found"));
                 };
-                let file = match std::fs::File::open(self.repo.join(bundle_file_name(n))) {
+                let file = match crate::repo::open_regular(&self.repo.join(bundle_file_name(n)))
+                    .map(|(f, _)| f)
+                {
                     Ok(f) => f,
                     Err(e) => return rq.respond(json_error(500, &format!("bundle {n}: {e}"))),
                 };
