@@ -12,6 +12,7 @@ mod demo;
 mod docs;
 mod export;
 mod fake_directory_selftest;
+mod hostile_files;
 mod make;
 mod pipeline;
 mod progress;
