@@ -6,10 +6,14 @@
 //! the format allows, measured as the child's peak RSS (wait4's
 //! ru_maxrss, or VmHWM for the server) and never by timing.
 //!
-//! Each child runs under RLIMIT_AS (4 GiB) so that a regression fails the
-//! test instead of taking the shared machine's memory, and under a
-//! watchdog that kills it after two minutes, so that a hang fails the test
-//! instead of hanging the suite.
+//! A tool's peak RSS is measured by GNU time (`/usr/bin/time -f %M`),
+//! which forks the tool from its own small process: a child forked
+//! straight from this large test process would have the parent's pages
+//! counted in its ru_maxrss (the kernel carries the old address space's
+//! high-water mark across exec). Each child runs under RLIMIT_AS (4 GiB)
+//! so that a regression fails the test instead of taking the shared
+//! machine's memory, and under a watchdog that kills it after two
+//! minutes, so that a hang fails the test instead of hanging the suite.
 use crate::common;
 
 use common::run::*;
@@ -47,8 +51,11 @@ impl std::fmt::Display for Measured {
     }
 }
 
-fn limited(name: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin(name));
+/// GNU time, which measures the tools' peak RSS.
+const GNU_TIME: &str = "/usr/bin/time";
+
+fn limited(program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -70,12 +77,19 @@ fn limited(name: &str, args: &[&str]) -> Command {
     cmd
 }
 
-/// Runs `name` with `stdin`, waits with `wait4` for its own rusage (not
-/// RUSAGE_CHILDREN, which mixes in every other test's children), and
-/// kills it if it outlives the watchdog.
+/// Runs tool `name` with `stdin` under GNU time and a watchdog that kills
+/// it (and fails the test) if it outlives [`WATCHDOG`].
 fn run_measured(name: &str, args: &[&str], stdin: &[u8]) -> Measured {
-    let mut child = limited(name, args).spawn().expect("spawn");
-    let pid = child.id() as libc::pid_t;
+    assert!(
+        Path::new(GNU_TIME).is_file(),
+        "{GNU_TIME} is missing: install GNU time (apt-get install time)"
+    );
+    let tmp = TempDir::new("measured");
+    let report = tmp.join("rss");
+    let mut full: Vec<&str> = vec!["-f", "%M", "-o", &report, bin(name)];
+    full.extend_from_slice(args);
+    let mut child = limited(GNU_TIME, &full).spawn().expect("spawn");
+    let time_pid = child.id() as libc::pid_t;
     let mut sin = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let feeder = std::thread::spawn(move || {
@@ -96,25 +110,34 @@ fn run_measured(name: &str, args: &[&str], stdin: &[u8]) -> Measured {
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         if done_rx.recv_timeout(WATCHDOG).is_err() {
+            // The tool is GNU time's only child: kill it first, then time.
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &time_pid.to_string()])
+                .status();
             // SAFETY: plain syscall on our own unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            unsafe { libc::kill(time_pid, libc::SIGKILL) };
             return true;
         }
         false
     });
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    let status = child.wait().expect("wait");
     let _ = done_tx.send(());
     let hung = watchdog.join().unwrap();
     feeder.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out_t.join().unwrap()).into_owned();
+    let stderr = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
+    let rss = std::fs::read_to_string(&report).unwrap_or_default();
+    // GNU time notes a non-zero exit in its report before the figure.
+    let peak_rss_kb = rss
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse::<i64>().ok())
+        .unwrap_or(-1);
     let m = Measured {
-        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
-        stdout: String::from_utf8_lossy(&out_t.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
-        peak_rss_kb: ru.ru_maxrss,
+        code: status.code(),
+        stdout,
+        stderr,
+        peak_rss_kb,
     };
     assert!(!hung, "{name} {args:?} hung and was killed\n{m}");
     m
@@ -269,10 +292,13 @@ fn a_zstd_bomb_is_not_decompressed_past_the_index_by_any_reader() {
 /// Starts plc-serve on `dir`, GETs `path` once, and returns the status,
 /// the body and the server's peak RSS (VmHWM) before stopping it.
 fn serve_once(dir: &Path, path: &str) -> (u16, String, i64) {
-    let mut child = limited("plc-serve", &["--repo", s(dir), "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = limited(
+        bin("plc-serve"),
+        &["--repo", s(dir), "--listen", "127.0.0.1:0"],
+    )
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
     let mut first = String::new();
     BufReader::new(child.stderr.take().unwrap())
         .read_line(&mut first)
