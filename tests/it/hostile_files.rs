@@ -110,10 +110,19 @@ fn run_measured(name: &str, args: &[&str], stdin: &[u8]) -> Measured {
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         if done_rx.recv_timeout(WATCHDOG).is_err() {
-            // The tool is GNU time's only child: kill it first, then time.
-            let _ = Command::new("pkill")
-                .args(["-KILL", "-P", &time_pid.to_string()])
-                .status();
+            // The tool is GNU time's only child: kill it first (by the
+            // pid the kernel lists), then time.
+            let children = format!("/proc/{time_pid}/task/{time_pid}/children");
+            for pid in std::fs::read_to_string(children)
+                .unwrap_or_default()
+                .split_whitespace()
+            {
+                if let Ok(pid) = pid.parse::<libc::pid_t>() {
+                    // SAFETY: plain syscall on a pid just read from
+                    // /proc as our child's child.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
             // SAFETY: plain syscall on our own unreaped child.
             unsafe { libc::kill(time_pid, libc::SIGKILL) };
             return true;
