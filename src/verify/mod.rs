@@ -477,19 +477,27 @@ fn check_files(
             let done_tx = done_tx.clone();
             let (next, results) = (&next, &results);
             s.spawn(move || {
-                let mut bufs = Buffers::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(entry) = entries.get(i) else { break };
-                    let check = if selected[i] {
-                        check_one(dir, entry, cfg.quick, &mut bufs)
-                    } else {
-                        from_index(entry)
-                    };
+                let store = |i: usize, check: BundleCheck| {
                     *results[i].lock().expect("no poisoned results") = Some(check);
                     if selected[i] {
                         let _ = done_tx.send(());
                     }
+                };
+                let mut worker = Worker::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(entry) = entries.get(i) else { break };
+                    if !selected[i] {
+                        store(i, from_index(entry));
+                    } else if let Some((done, check)) = worker.check(dir, entries, i, cfg.quick) {
+                        store(done, check);
+                    }
+                    if let Some((done, check)) = worker.take_finished() {
+                        store(done, check);
+                    }
+                }
+                if let Some((done, check)) = worker.finish(entries) {
+                    store(done, check);
                 }
             });
         }
@@ -514,17 +522,116 @@ fn check_files(
         .collect()
 }
 
-/// A worker's buffers, reused from one bundle to the next: fresh
-/// multi-megabyte buffers cost a page fault and a zeroed page per 4 KB.
+/// One worker thread's state. Bundles go through it as a two-stage
+/// pipeline: the file of bundle k is hashed together with the content of
+/// the bundle decompressed before it (two independent SHA-256 streams
+/// interleaved run about a quarter faster than one after the other, see
+/// [`crate::sha`]), and a file is decompressed only after its own hash
+/// matched the index. The buffers are reused from one bundle to the next:
+/// fresh multi-megabyte buffers cost a page fault and a zeroed page per
+/// 4 KB.
 #[derive(Default)]
-struct Buffers {
+struct Worker {
     file: Vec<u8>,
+    /// The content of `pending`'s bundle, decompressed, not yet hashed.
     content: Vec<u8>,
+    /// The bundle whose content waits in `content`: its position in the
+    /// index and what its file showed so far.
+    pending: Option<(usize, BundleCheck)>,
+    /// A pending bundle completed by the last call to `check`.
+    finished: Option<(usize, BundleCheck)>,
 }
 
-/// Reads one bundle's file (a regular file no longer than its entry
-/// allows) and checks it in full, or with `quick` its hash and size only.
-fn check_one(dir: &Path, entry: &BundleEntry, quick: bool, bufs: &mut Buffers) -> BundleCheck {
+impl Worker {
+    /// Reads entry `i`'s file (a regular file no longer than the entry
+    /// allows) and checks it, in full or with `quick` its hash and size
+    /// only. Returns the check when it is complete; a bundle whose content
+    /// is to be read stays pending until the next call (or
+    /// [`Worker::finish`]), and the previous pending one is then
+    /// available from [`Worker::take_finished`].
+    fn check(
+        &mut self,
+        dir: &Path,
+        entries: &[BundleEntry],
+        i: usize,
+        quick: bool,
+    ) -> Option<(usize, BundleCheck)> {
+        let entry = &entries[i];
+        if let Err(check) = read_file(dir, entry, &mut self.file) {
+            return Some((i, check));
+        }
+        if quick {
+            // The chain is followed through the index's content hashes.
+            let check = check_stored_file(entry, &self.file);
+            return Some((
+                i,
+                BundleCheck {
+                    problems: check.problems,
+                    content_hash: Some(entry.content_hash.clone()),
+                    operations: entry.operation_count,
+                    ..from_index(entry)
+                },
+            ));
+        }
+        let file_hash = match self.pending.take() {
+            Some((p, mut check)) => {
+                let (file_hash, content_hash) =
+                    crate::sha::sha256_hex_pair(&self.file, &self.content);
+                bundle::check_content_stage(
+                    &entries[p],
+                    &self.content,
+                    content_hash,
+                    Link::Unchecked,
+                    &mut check,
+                );
+                self.finished = Some((p, check));
+                file_hash
+            }
+            None => crate::index::sha256_hex(&self.file),
+        };
+        let mut check = BundleCheck::default();
+        if bundle::check_file_stage(
+            entry,
+            &self.file,
+            &file_hash,
+            &mut self.content,
+            &mut check.problems,
+        ) {
+            self.pending = Some((i, check));
+            None
+        } else {
+            Some((i, check))
+        }
+    }
+
+    /// The pending bundle the last [`Worker::check`] completed, if any.
+    fn take_finished(&mut self) -> Option<(usize, BundleCheck)> {
+        self.finished.take()
+    }
+
+    /// Completes the last pending bundle.
+    fn finish(&mut self, entries: &[BundleEntry]) -> Option<(usize, BundleCheck)> {
+        let (p, mut check) = self.pending.take()?;
+        let content_hash = crate::index::sha256_hex(&self.content);
+        bundle::check_content_stage(
+            &entries[p],
+            &self.content,
+            content_hash,
+            Link::Unchecked,
+            &mut check,
+        );
+        Some((p, check))
+    }
+}
+
+/// Reads entry's file into `buf`: a regular file no longer than the entry
+/// allows (a longer one is not read at all). `Err` carries the check of a
+/// file that cannot be read.
+fn read_file(
+    dir: &Path,
+    entry: &BundleEntry,
+    buf: &mut Vec<u8>,
+) -> std::result::Result<(), BundleCheck> {
     let name = bundle_file_name(entry.bundle_number);
     let path = dir.join(&name);
     let bound = crate::repo::file_bound(entry);
@@ -535,31 +642,18 @@ fn check_one(dir: &Path, entry: &BundleEntry, quick: bool, bufs: &mut Buffers) -
         }],
         ..from_index(entry)
     };
-    match crate::repo::read_regular_into(&path, bound, &mut bufs.file) {
-        Ok(()) => {}
+    match crate::repo::read_regular_into(&path, bound, buf) {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return problem("file", format!("{name} is missing"));
+            Err(problem("file", format!("{name} is missing")))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            // Longer than the index allows: not read, not decompressed.
-            return problem(
-                "compressed_size",
-                format!("index says {}, file is {e}", entry.compressed_size),
-            );
-        }
-        Err(e) => return problem("file", format!("cannot read {name}: {e}")),
+        // Longer than the index allows: not read, not decompressed.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(problem(
+            "compressed_size",
+            format!("index says {}, file is {e}", entry.compressed_size),
+        )),
+        Err(e) => Err(problem("file", format!("cannot read {name}: {e}"))),
     }
-    if quick {
-        // The chain is followed through the index's content hashes.
-        let check = check_stored_file(entry, &bufs.file);
-        return BundleCheck {
-            problems: check.problems,
-            content_hash: Some(entry.content_hash.clone()),
-            operations: entry.operation_count,
-            ..from_index(entry)
-        };
-    }
-    check_bundle(entry, &bufs.file, Link::Unchecked, &mut bufs.content)
 }
 
 /// What the fold needs of a bundle whose file is not read: its times
