@@ -558,7 +558,7 @@ impl Worker {
     ) -> Option<(usize, BundleCheck)> {
         let entry = &entries[i];
         if let Err(check) = read_file(dir, entry, &mut self.file) {
-            return Some((i, check));
+            return Some((i, *check));
         }
         if quick {
             // The chain is followed through the index's content hashes.
@@ -626,21 +626,23 @@ impl Worker {
 
 /// Reads entry's file into `buf`: a regular file no longer than the entry
 /// allows (a longer one is not read at all). `Err` carries the check of a
-/// file that cannot be read.
+/// file that cannot be read (boxed: it is the rare path).
 fn read_file(
     dir: &Path,
     entry: &BundleEntry,
     buf: &mut Vec<u8>,
-) -> std::result::Result<(), BundleCheck> {
+) -> std::result::Result<(), Box<BundleCheck>> {
     let name = bundle_file_name(entry.bundle_number);
     let path = dir.join(&name);
     let bound = crate::repo::file_bound(entry);
-    let problem = |field: &str, message: String| BundleCheck {
-        problems: vec![Problem {
-            field: field.into(),
-            message,
-        }],
-        ..from_index(entry)
+    let problem = |field: &str, message: String| {
+        Box::new(BundleCheck {
+            problems: vec![Problem {
+                field: field.into(),
+                message,
+            }],
+            ..from_index(entry)
+        })
     };
     match crate::repo::read_regular_into(&path, bound, buf) {
         Ok(()) => Ok(()),
