@@ -16,6 +16,7 @@ need script "util-linux / bsdutils"
 need make make
 need openssl openssl
 need mount "util-linux"
+need /usr/bin/time "time (GNU time, measures peak RSS in tests/it/hostile_files.rs)"
 if ((${#missing[@]})); then
   echo "scripts/test.sh: missing prerequisites, install them and run again:" >&2
   printf '  %s\n' "${missing[@]}" >&2

@@ -330,6 +330,43 @@ mod tests {
     }
 
     #[test]
+    fn one_reader_refuses_repeats_and_wrong_types_and_accepts_omissions() {
+        let entry = |extra: &str| {
+            format!(
+                r#"{{"bundle_number":1,"start_time":"a","end_time":"b","operation_count":1,"did_count":1,"hash":"h","content_hash":"c",{extra}"compressed_hash":"x","compressed_size":1,"uncompressed_size":2}}"#
+            )
+        };
+        let index = |top: &str, e: &str| {
+            format!(r#"{{"version":"1.0",{top}"last_bundle":1,"bundles":[{e}]}}"#)
+        };
+        // Go: no parent; Python: no origin, no uncompressed total.
+        let p = parse(index("", &entry("")).as_bytes()).unwrap();
+        assert_eq!(p.index.bundles[0].parent, "");
+        assert_eq!(p.index.origin, "");
+        assert!(!p.has_uncompressed_total);
+        let p =
+            parse(index(r#""total_uncompressed_size_bytes":2,"#, &entry("")).as_bytes()).unwrap();
+        assert!(p.has_uncompressed_total);
+        for (top, extra, want) in [
+            ("", r#""content_hash":"bogus","#, "duplicate field"),
+            ("", r#""parent":null,"#, "invalid type"),
+            ("", r#""cursor":0,"#, "invalid type"),
+            ("", r#""created_at":{},"#, "invalid type"),
+            (r#""updated_at":[],"#, "", "invalid type"),
+            (r#""version":"1.0","#, "", "duplicate field"),
+        ] {
+            let text = index(top, &entry(extra));
+            let err = parse(text.as_bytes()).unwrap_err();
+            assert!(err.starts_with("not a valid index: "), "{text}: {err}");
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        let err = parse(b"{\"version\":").unwrap_err();
+        assert!(err.starts_with("not valid JSON: "), "{err}");
+        let err = parse(format!("{} x", index("", &entry(""))).as_bytes()).unwrap_err();
+        assert!(err.starts_with("not valid JSON: "), "{err}");
+    }
+
+    #[test]
     fn bundle_file_names() {
         assert_eq!(bundle_file_name(7), "000007.jsonl.zst");
         assert_eq!(parse_bundle_file_name("000007.jsonl.zst"), Some(7));

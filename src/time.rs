@@ -12,27 +12,32 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// An instant, in nanoseconds since the Unix epoch (UTC).
 ///
 /// Ordering compares instants, so `12:00:00.1Z` and `12:00:00.100Z` are
-/// equal even though their text differs.
+/// equal even though their text differs. The count is an `i128`: an
+/// `i64` of nanoseconds ends in 1677 and 2262, and every RFC 3339
+/// timestamp (years 0000 to 9999) must parse, or a valid createdAt would be
+/// refused as "not an RFC 3339 timestamp".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(i64);
+pub struct Timestamp(i128);
 
-const NANOS_PER_MS: i64 = 1_000_000;
-const NANOS_PER_SEC: i64 = 1_000_000_000;
+const NANOS_PER_MS: i128 = 1_000_000;
+const NANOS_PER_SEC: i128 = 1_000_000_000;
 
 impl Timestamp {
     /// The instant `ms` milliseconds after the epoch.
     pub fn from_millis(ms: i64) -> Timestamp {
-        Timestamp(ms * NANOS_PER_MS)
+        Timestamp(i128::from(ms) * NANOS_PER_MS)
     }
 
-    /// Nanoseconds since the epoch.
+    /// Nanoseconds since the epoch, saturated to the `i64` range (years
+    /// 1677 to 2262); for durations between instants near now.
     pub fn nanos(self) -> i64 {
-        self.0
+        self.0.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
     }
 
-    /// Whole milliseconds since the epoch (rounded towards minus infinity).
+    /// Whole milliseconds since the epoch (rounded towards minus infinity;
+    /// every four-digit year fits).
     pub fn millis(self) -> i64 {
-        self.0.div_euclid(NANOS_PER_MS)
+        self.0.div_euclid(NANOS_PER_MS) as i64
     }
 
     /// The current wall-clock time.
@@ -44,7 +49,7 @@ impl Timestamp {
     pub fn minus(self, d: Duration) -> Timestamp {
         Timestamp(
             self.0
-                .saturating_sub(d.as_nanos().min(i64::MAX as u128) as i64),
+                .saturating_sub(d.as_nanos().min(i128::MAX as u128) as i128),
         )
     }
 
@@ -98,11 +103,9 @@ impl Timestamp {
             return Some(None);
         }
         let secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
-        Some(
-            secs.checked_mul(NANOS_PER_SEC)
-                .and_then(|n| n.checked_add(millis * 1_000_000))
-                .map(Timestamp),
-        )
+        Some(Some(Timestamp(
+            i128::from(secs) * NANOS_PER_SEC + i128::from(millis) * NANOS_PER_MS,
+        )))
     }
 
     /// [`Timestamp::parse`] for any shape it accepts.
@@ -161,9 +164,9 @@ impl Timestamp {
         };
         let days = days_from_civil(year, month, day);
         let secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_secs;
-        secs.checked_mul(NANOS_PER_SEC)?
-            .checked_add(nanos)
-            .map(Timestamp)
+        Some(Timestamp(
+            i128::from(secs) * NANOS_PER_SEC + i128::from(nanos),
+        ))
     }
 
     /// Formats as `YYYY-MM-DDTHH:MM:SS.mmmZ`, the directory's own shape
@@ -185,7 +188,7 @@ impl Timestamp {
     /// fraction removed (whole seconds print without a fraction); used for
     /// the index's `updated_at` and `created_at`.
     pub fn format_rfc3339(self) -> String {
-        let secs = self.0.div_euclid(NANOS_PER_SEC);
+        let secs = self.0.div_euclid(NANOS_PER_SEC) as i64;
         let nanos = self.0.rem_euclid(NANOS_PER_SEC);
         let (y, m, d) = civil_from_days(secs.div_euclid(86400));
         let sod = secs.rem_euclid(86400);
@@ -223,8 +226,8 @@ impl Timestamp {
 /// Converts a `SystemTime` to a [`Timestamp`].
 pub fn system_time(t: SystemTime) -> Timestamp {
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => Timestamp(d.as_nanos() as i64),
-        Err(e) => Timestamp(-(e.duration().as_nanos() as i64)),
+        Ok(d) => Timestamp(d.as_nanos() as i128),
+        Err(e) => Timestamp(-(e.duration().as_nanos() as i128)),
     }
 }
 
@@ -320,6 +323,36 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_four_digit_year_parses_in_order_and_formats_back() {
+        // Outside 1677-2262 an i64 of nanoseconds overflows; such stamps
+        // are valid RFC 3339 all the same.
+        let texts = [
+            "0000-01-01T00:00:00.000Z",
+            "1600-02-29T12:00:00.000Z",
+            "1677-09-21T00:12:43.145Z",
+            "2262-04-11T23:47:16.855Z",
+            "2300-01-01T00:00:00.001Z",
+            "9999-12-31T23:59:59.999Z",
+        ];
+        let parsed: Vec<Timestamp> = texts
+            .iter()
+            .map(|t| Timestamp::parse(t).unwrap_or_else(|| panic!("{t} refused")))
+            .collect();
+        assert!(parsed.windows(2).all(|w| w[0] < w[1]));
+        for (t, p) in texts.iter().zip(&parsed) {
+            assert_eq!(p.format_millis(), *t);
+        }
+        // The general parser agrees, offsets included.
+        assert_eq!(
+            Timestamp::parse("2300-01-01T01:00:00.001+01:00"),
+            Some(parsed[4])
+        );
+        // From Python: (datetime(2300,1,1,0,0,0,1000,utc) - epoch) in ms.
+        assert_eq!(parsed[4].millis(), 10_413_792_000_001);
+        assert_eq!(parsed[4].nanos(), i64::MAX);
+    }
 
     #[test]
     fn the_fast_shape_parses_as_the_general_parser_does() {

@@ -10,7 +10,6 @@
 use crate::error::{Error, IoContext, Result};
 use crate::index::{bundle_file_name, Index, INDEX_FILE};
 use crate::line::parse_op;
-use crate::repo::decompress;
 use crate::time::Timestamp;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -113,9 +112,9 @@ impl Archive {
                 return Ok(loaded.clone());
             }
         }
-        let raw = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
-        let index: Index = serde_json::from_slice(&raw)
-            .map_err(|e| Error::Archive(format!("{}: not a valid index: {e}", path.display())))?;
+        // The one index reader every tool uses (same rules, bounded size,
+        // regular files only).
+        let (raw, index) = crate::repo::read_index_file(&path).map(|(r, p)| (r, p.index))?;
         let mut bundles = Vec::with_capacity(index.bundles.len());
         for b in &index.bundles {
             let end = Timestamp::parse(&b.end_time).ok_or_else(|| {
@@ -149,9 +148,17 @@ impl Archive {
         if let Some(b) = self.cached(number, content_hash) {
             return Ok(b);
         }
-        let path = self.bundle_path(number);
-        let file = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
-        let content = decompress(&file).ctx(|| format!("decompressing {}", path.display()))?;
+        // Read through repo: a regular file only, and decompressed no
+        // further than the index's uncompressed_size (a zstd bomb ends in
+        // an error, not in gigabytes).
+        let loaded = self.index()?;
+        let entry = loaded
+            .index
+            .bundles
+            .iter()
+            .find(|b| b.bundle_number == number && b.content_hash == content_hash)
+            .ok_or_else(|| Error::Archive(format!("bundle {number} is no longer in the index")))?;
+        let content = crate::repo::read_bundle(&self.repo, entry)?;
         let mut lines = Vec::with_capacity(10_000);
         let body = content.strip_suffix(b"\n").unwrap_or(&content);
         let base = body.as_ptr() as usize;

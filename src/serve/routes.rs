@@ -138,8 +138,7 @@ fn bundle_file(app: &App, n: u64) -> Response<Body> {
     if !(1..=last).contains(&n) {
         return json_error(404, "not found");
     }
-    let opened = std::fs::File::open(app.archive.bundle_path(n))
-        .and_then(|f| f.metadata().map(|m| (f, m.len())));
+    let opened = crate::repo::open_regular(&app.archive.bundle_path(n));
     match opened {
         Ok((file, len)) => ok("application/zstd", Body::file(file, len)),
         Err(e) => json_error(500, &format!("bundle {n}: {e}")),

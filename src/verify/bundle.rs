@@ -116,24 +116,56 @@ pub fn check_bundle(
 ) -> BundleCheck {
     let mut check = BundleCheck::default();
     content.clear();
-    let frames = read_framing(file, &mut check.problems);
-    if !check_stored(entry, file, &frames, &mut check.problems) {
-        check.problems.push(Problem::new(
+    if !check_file_stage(entry, file, &sha256_hex(file), content, &mut check.problems) {
+        return check;
+    }
+    let content_hash = sha256_hex(content);
+    check_content_stage(entry, content, content_hash, link, &mut check);
+    check
+}
+
+/// The first half of [`check_bundle`], given the file's SHA-256
+/// (`file_hash`, so that a caller may compute it together with another
+/// hash): framing, stored hash and size, and, only when the file is the
+/// one the index names, decompression into `content` within the entry's
+/// `uncompressed_size`. Returns whether `content` holds the content.
+pub(super) fn check_file_stage(
+    entry: &BundleEntry,
+    file: &[u8],
+    file_hash: &str,
+    content: &mut Vec<u8>,
+    problems: &mut Vec<Problem>,
+) -> bool {
+    content.clear();
+    let frames = read_framing(file, problems);
+    if !check_stored(entry, file, file_hash, &frames, problems) {
+        problems.push(Problem::new(
             "file",
             "not decompressed: it is not the file the index names",
         ));
-        return check;
+        return false;
     }
     let bound = content_bound(entry);
     if let Err(e) = decompress_bounded(file, bound, content, false) {
         content.clear();
-        check.problems.push(Problem::new(
+        problems.push(Problem::new(
             "file",
             format!("does not decompress within uncompressed_size ({bound} bytes): {e}"),
         ));
-        return check;
+        return false;
     }
-    let content_hash = sha256_hex(content);
+    true
+}
+
+/// The second half of [`check_bundle`], given the content and its
+/// SHA-256: content hash and size, the chain link, every operation line.
+pub(super) fn check_content_stage(
+    entry: &BundleEntry,
+    content: &[u8],
+    content_hash: String,
+    link: Link<'_>,
+    check: &mut BundleCheck,
+) {
     if entry.content_hash != content_hash {
         check.problems.push(Problem::new(
             "content_hash",
@@ -160,7 +192,6 @@ pub fn check_bundle(
     check.operations = scan.operations;
     check.first = scan.first;
     check.last = scan.last;
-    check
 }
 
 /// The quick check of one bundle file: its framing, `compressed_hash`
@@ -169,7 +200,7 @@ pub fn check_bundle(
 pub fn check_stored_file(entry: &BundleEntry, file: &[u8]) -> BundleCheck {
     let mut check = BundleCheck::default();
     let frames = read_framing(file, &mut check.problems);
-    check_stored(entry, file, &frames, &mut check.problems);
+    check_stored(entry, file, &sha256_hex(file), &frames, &mut check.problems);
     check
 }
 
@@ -286,11 +317,11 @@ fn read_framing(file: &[u8], out: &mut Vec<Problem>) -> Framing {
 fn check_stored(
     entry: &BundleEntry,
     file: &[u8],
+    whole_hash: &str,
     framing: &Framing,
     out: &mut Vec<Problem>,
 ) -> bool {
     let data = &file[framing.metadata_len..];
-    let whole_hash = sha256_hex(file);
     let hash_ok = entry.compressed_hash == whole_hash
         || (framing.metadata_len > 0 && entry.compressed_hash == sha256_hex(data));
     if !hash_ok {

@@ -16,21 +16,19 @@
 //! [`check_bundle`], which other tools receiving bundles use too.
 
 mod bundle;
+mod files;
 mod report;
 
 pub use bundle::{check_bundle, check_link, check_stored_file, BundleCheck, Edge, Link, Problem};
 
 use crate::error::{Error, IoContext, Result};
 use crate::index::{bundle_file_name, chain_hash, BundleEntry, ParsedIndex, INDEX_FILE};
-use crate::progress::{human, Progress};
-use crate::time::Timestamp;
+use crate::progress::Progress;
 use bundle::same_instant;
 use report::{Reporter, Scope};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// What to verify.
 pub struct VerifyConfig {
@@ -141,7 +139,7 @@ pub fn verify(
     check_header(&parsed, &mut rep)?;
     check_numbering(entries, &mut rep)?;
     let selected = select(entries, cfg.range)?;
-    let checks = check_files(dir, entries, &selected, cfg, progress);
+    let checks = files::check_files(dir, entries, &selected, cfg, progress);
     report.checked = selected.iter().filter(|&&s| s).count() as u64;
     let (head, operations) = fold(entries, &checks, &mut rep)?;
     report.head = head;
@@ -457,130 +455,4 @@ fn check_directory(dir: &Path, last: u64, rep: &mut Reporter<'_>) -> Result<()> 
         }
     }
     Ok(())
-}
-
-/// Checks the selected bundles' files on worker threads, in order of
-/// bundle number, and reports progress.
-fn check_files(
-    dir: &Path,
-    entries: &[BundleEntry],
-    selected: &[bool],
-    cfg: &VerifyConfig,
-    progress: &mut Progress<'_>,
-) -> Vec<BundleCheck> {
-    let total = selected.iter().filter(|&&s| s).count();
-    let threads = match cfg.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-    .min(entries.len().max(1));
-    let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<BundleCheck>>> =
-        entries.iter().map(|_| Mutex::new(None)).collect();
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            let done_tx = done_tx.clone();
-            let (next, results) = (&next, &results);
-            s.spawn(move || {
-                let mut bufs = Buffers::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(entry) = entries.get(i) else { break };
-                    let check = if selected[i] {
-                        check_one(dir, entry, cfg.quick, &mut bufs)
-                    } else {
-                        from_index(entry)
-                    };
-                    *results[i].lock().expect("no poisoned results") = Some(check);
-                    if selected[i] {
-                        let _ = done_tx.send(());
-                    }
-                }
-            });
-        }
-        drop(done_tx);
-        for (i, ()) in done_rx.into_iter().enumerate() {
-            let done = i + 1;
-            progress.update(|elapsed| {
-                format!(
-                    "plc-verify: {done} of {total} bundles checked ({})",
-                    human(elapsed)
-                )
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .expect("no poisoned results")
-                .expect("every bundle checked")
-        })
-        .collect()
-}
-
-/// A worker's buffers, reused from one bundle to the next: fresh
-/// multi-megabyte buffers cost a page fault and a zeroed page per 4 KB.
-#[derive(Default)]
-struct Buffers {
-    file: Vec<u8>,
-    content: Vec<u8>,
-}
-
-/// Reads one bundle's file (a regular file no longer than its entry
-/// allows) and checks it in full, or with `quick` its hash and size only.
-fn check_one(dir: &Path, entry: &BundleEntry, quick: bool, bufs: &mut Buffers) -> BundleCheck {
-    let name = bundle_file_name(entry.bundle_number);
-    let path = dir.join(&name);
-    let bound = crate::repo::file_bound(entry);
-    let problem = |field: &str, message: String| BundleCheck {
-        problems: vec![Problem {
-            field: field.into(),
-            message,
-        }],
-        ..from_index(entry)
-    };
-    match crate::repo::read_regular_into(&path, bound, &mut bufs.file) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return problem("file", format!("{name} is missing"));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            // Longer than the index allows: not read, not decompressed.
-            return problem(
-                "compressed_size",
-                format!("index says {}, file is {e}", entry.compressed_size),
-            );
-        }
-        Err(e) => return problem("file", format!("cannot read {name}: {e}")),
-    }
-    if quick {
-        // The chain is followed through the index's content hashes.
-        let check = check_stored_file(entry, &bufs.file);
-        return BundleCheck {
-            problems: check.problems,
-            content_hash: Some(entry.content_hash.clone()),
-            operations: entry.operation_count,
-            ..from_index(entry)
-        };
-    }
-    check_bundle(entry, &bufs.file, Link::Unchecked, &mut bufs.content)
-}
-
-/// What the fold needs of a bundle whose file is not read: its times
-/// from the index, for the order check at its boundaries.
-fn from_index(e: &BundleEntry) -> BundleCheck {
-    let edge = |t: &str| {
-        Some(Edge {
-            time: Timestamp::parse(t),
-            text: t.to_string(),
-            cids: Vec::new(),
-        })
-    };
-    BundleCheck {
-        first: edge(&e.start_time),
-        last: edge(&e.end_time),
-        ..BundleCheck::default()
-    }
 }

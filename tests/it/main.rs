@@ -16,6 +16,7 @@ mod export;
 mod fake_directory_selftest;
 mod hostile_clients;
 mod hostile_directory;
+mod hostile_files;
 mod make;
 mod pipeline;
 mod progress;

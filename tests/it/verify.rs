@@ -429,3 +429,85 @@ fn a_reader_closing_stdout_does_not_turn_problems_into_success() {
     assert!(stderr.contains("found"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn the_directory_can_be_given_as_repo_like_the_other_tools() {
+    let (_tmp, dir) = copy("verify-repo-flag");
+    let d = dir.to_str().unwrap();
+    let positional = run("plc-verify", &[d], b"");
+    let flag = run("plc-verify", &["--repo", d], b"");
+    assert_eq!(flag.code, Some(0), "{}{}", flag.out(), flag.stderr);
+    assert_eq!(flag.out(), positional.out());
+    assert!(flag.out().contains(&pristine().want[2].hash));
+    // Exactly one of them.
+    for args in [vec!["--repo", d, d], vec![]] {
+        let out = run("plc-verify", &args, b"");
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+    }
+}
+
+/// plc-verify --json's lines, each parsed as one JSON object.
+fn json_lines(out: &Output) -> Vec<Value> {
+    out.out()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+#[test]
+fn json_output_is_one_object_per_problem_and_a_summary() {
+    // Clean: only the summary, with the head computed by the test.
+    let (_tmp, dir) = copy("verify-json-clean");
+    let out = run("plc-verify", &["--json", dir.to_str().unwrap()], b"");
+    assert_eq!(out.code, Some(0), "{}{}", out.out(), out.stderr);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{}", out.out());
+    let want = &pristine().want;
+    assert_eq!(lines[0]["ok"], json!(true));
+    assert_eq!(lines[0]["bundles"], json!(3));
+    assert_eq!(lines[0]["operations"], json!(30_000));
+    assert_eq!(lines[0]["head"], json!(want[2].hash));
+    assert_eq!(lines[0]["problems"], json!(0));
+
+    // Damaged: two index fields and an interrupted seal.
+    let (_tmp, dir) = copy("verify-json-damaged");
+    edit_index(&dir, |i| {
+        i["bundles"][1]["did_count"] = json!(1);
+        i["total_size_bytes"] = json!(7);
+    });
+    std::fs::copy(dir.join(bundle(3)), dir.join(bundle(4))).unwrap();
+    let out = run("plc-verify", &["--json", dir.to_str().unwrap()], b"");
+    assert_eq!(out.code, Some(1), "{}{}", out.out(), out.stderr);
+    let lines = json_lines(&out);
+    let (summary, items) = lines.split_last().unwrap();
+    let problems: Vec<&Value> = items
+        .iter()
+        .filter(|v| v.get("severity").is_none())
+        .collect();
+    let warnings: Vec<&Value> = items
+        .iter()
+        .filter(|v| v["severity"] == json!("warning"))
+        .collect();
+    assert_eq!(problems.len() + warnings.len(), items.len());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["bundle"] == json!(2) && p["field"] == json!("did_count")),
+        "{}",
+        out.out()
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["bundle"].is_null() && p["field"] == json!("total_size_bytes")),
+        "{}",
+        out.out()
+    );
+    assert!(problems.iter().all(|p| p["message"].is_string()));
+    assert_eq!(warnings.len(), 1, "{}", out.out());
+    assert_eq!(warnings[0]["bundle"], json!(4));
+    assert_eq!(summary["ok"], json!(false));
+    assert_eq!(summary["problems"], json!(problems.len()));
+    assert_eq!(summary["warnings"], json!(1));
+}
