@@ -3,3 +3,4 @@
 pub mod fake_directory;
 pub mod other_impls;
 pub mod run;
+pub mod signed_ops;
