@@ -568,3 +568,116 @@ fn a_line_that_is_not_an_operation_line_is_bad_input() {
     let (code, _, err) = audit(&[], b"");
     assert_eq!(code, Some(2), "{err}");
 }
+
+/// A DID with rotation keys [k0, k1] whose genesis and one update are
+/// signed by k1; returns (did, genesis, update).
+fn two_key_did(
+    log: &mut Log,
+    seed: u64,
+    update_nullified: bool,
+) -> (String, Signed, Signed, Key, Key) {
+    let (k0, k1, sk) = (Key::k256(seed), Key::p256(seed), Key::k256(seed + 1));
+    let g = sign(
+        &plc_op(
+            &[&k0, &k1],
+            &sk,
+            &format!("g{seed}.test"),
+            "https://pds.test",
+            None,
+        ),
+        &k1,
+    );
+    let did = g.genesis_did.clone();
+    log.push(&did, &g, false);
+    let u = sign(
+        &plc_op(
+            &[&k0, &k1],
+            &sk,
+            &format!("u{seed}.test"),
+            "https://pds.test",
+            Some(&g.cid),
+        ),
+        &k1,
+    );
+    log.push(&did, &u, update_nullified);
+    (did, g, u, k0, k1)
+}
+
+#[test]
+fn a_fork_by_a_key_of_equal_priority_fails_and_its_target_stays() {
+    let mut log = Log {
+        lines: Vec::new(),
+        t: 1_700_000_000_000,
+    };
+    let (did, g, _, k0, k1) = two_key_did(&mut log, 50, false);
+    let fork = sign(
+        &plc_op(
+            &[&k0, &k1],
+            &Key::k256(3),
+            "f.test",
+            "https://pds.test",
+            Some(&g.cid),
+        ),
+        &k1,
+    );
+    log.push(&did, &fork, false);
+    let (code, lines, err) = audit(&["-"], &log.lines);
+    let got = reported(&lines);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].0, fork.cid);
+    assert!(got[0].1.contains("key priority"), "{}", got[0].1);
+    assert_eq!(code, Some(1), "{err}");
+}
+
+#[test]
+fn nullified_flags_that_disagree_with_the_rules() {
+    let mut log = Log {
+        lines: Vec::new(),
+        t: 1_700_000_000_000,
+    };
+    // 1. Flagged nullified, nothing nullifies it, and the archive goes on
+    //    for more than 72 hours: a failure.
+    let (_, _, wrong, _, _) = two_key_did(&mut log, 60, true);
+    // 2. Flagged not nullified, but a valid fork later in the archive
+    //    nullifies it: the line was fetched before the fork (stale).
+    let (did, g, stale, k0, k1) = two_key_did(&mut log, 70, false);
+    log.t += 2 * HOUR;
+    let fork = sign(
+        &plc_op(
+            &[&k0, &k1],
+            &Key::k256(4),
+            "r.test",
+            "https://pds.test",
+            Some(&g.cid),
+        ),
+        &k0,
+    );
+    log.push(&did, &fork, false);
+    log.t += 73 * HOUR;
+    // 3. Flagged nullified within 72 hours of the archive's end: unsettled.
+    let (_, _, young, _, _) = two_key_did(&mut log, 80, true);
+    let (code, lines, err) = audit(&["-"], &log.lines);
+    let mut got = reported(&lines);
+    got.sort_by(|a, b| a.2.cmp(&b.2));
+    let kinds: Vec<(&str, &str)> = got.iter().map(|g| (g.0.as_str(), g.2.as_str())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (wrong.cid.as_str(), "nullified"),
+            (stale.cid.as_str(), "stale"),
+            (young.cid.as_str(), "unsettled")
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("1 failed, 1 unsettled, 1 stale"), "{err}");
+    // With --final-flags the stale flag fails too.
+    let (code, lines, err) = audit(&["--final-flags", "-"], &log.lines);
+    assert_eq!(
+        lines.iter().filter(|v| v["kind"] == "nullified").count(),
+        2,
+        "{lines:#?}"
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("2 failed, 1 unsettled, 0 stale"), "{err}");
+}
