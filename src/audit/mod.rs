@@ -266,7 +266,11 @@ impl Auditor {
                 },
             };
             allowed.push(keys);
-            batch_keys.insert(&p.cid, (&p.did, &p.rotation_keys));
+            // Only an operation whose `cid` is its content's may be looked
+            // up by it: a line claiming another's CID must not shadow it.
+            if p.problems.is_empty() {
+                batch_keys.insert(&p.cid, (&p.did, &p.rotation_keys));
+            }
         }
         // Every core: the signatures.
         let signers: Vec<std::result::Result<usize, String>> = self.pool.install(|| {
@@ -328,6 +332,7 @@ impl Auditor {
                         .filter(|o| o.archived)
                         .map(|o| o.pos)
                         .collect();
+                    st.prune(p.time.millis());
                     self.state.mark(&p.did);
                     self.settled.extend(agreed);
                     for (cid, t, at) in stale {

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 /// How long a higher-priority key may rewrite history, in milliseconds.
 pub const RECOVERY_WINDOW_MS: i64 = 72 * 3600 * 1000;
 
+/// A DID with more operations than this is pruned after each change.
+pub const PRUNE_AT: usize = 50;
+
 /// What is kept of one valid operation of a DID.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct OpRec {
@@ -150,5 +153,37 @@ impl DidState {
         }
         self.ops.push(record(signer));
         Ok(nullified)
+    }
+
+    /// Drops what no later operation can need, so that a DID with
+    /// thousands of operations does not carry them all: nullified
+    /// operations older than 72 hours (nothing may name them as `prev`),
+    /// and active ones whose successor is older than 72 hours (a fork from
+    /// them would come too late). The head is always kept. A `prev` naming
+    /// a dropped operation is then reported as naming no earlier
+    /// operation instead of as a late recovery; it fails either way.
+    pub fn prune(&mut self, now: i64) {
+        if self.ops.len() <= PRUNE_AT {
+            return;
+        }
+        let horizon = now - RECOVERY_WINDOW_MS;
+        let active: Vec<usize> = (0..self.ops.len())
+            .filter(|&i| !self.ops[i].nullified)
+            .collect();
+        let mut keep = vec![false; self.ops.len()];
+        for (j, &i) in active.iter().enumerate() {
+            keep[i] = match active.get(j + 1) {
+                None => true,
+                Some(&next) => self.ops[next].t >= horizon,
+            };
+        }
+        for (i, o) in self.ops.iter().enumerate() {
+            if o.nullified && o.t >= horizon {
+                keep[i] = true;
+            }
+        }
+        let mut k = keep.into_iter();
+        self.ops
+            .retain(|_| k.next().expect("one flag per operation"));
     }
 }

@@ -198,12 +198,25 @@ pub fn find_signer(
     }
     if high_s {
         Err("signature: high-S (s > n/2); only low-S signatures are valid".into())
+    } else if looks_like_der(sig) {
+        Err("signature: DER encoding (64 bytes that parse as DER), verified by no allowed key as raw r||s".into())
     } else {
         Err(format!(
             "signature: made by none of the {} allowed rotation key(s)",
             keys.len()
         ))
     }
+}
+
+/// True when 64 bytes are a DER SEQUENCE of two INTEGERs (a DER signature
+/// whose r and s are short enough to fit), so the reason can say so.
+fn looks_like_der(b: &[u8; 64]) -> bool {
+    if b[0] != 0x30 || b[1] as usize != 62 || b[2] != 0x02 {
+        return false;
+    }
+    let rlen = b[3] as usize;
+    let at = 4 + rlen;
+    at + 2 <= 64 && b[at] == 0x02 && at + 2 + b[at + 1] as usize == 64
 }
 
 #[cfg(test)]

@@ -22,8 +22,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("did_state");
+/// redb's own page cache (its default is 1 GiB, which would make the
+/// audit's memory grow with the store up to that size).
+const STORE_CACHE_BYTES: usize = 32 << 20;
 /// One commit in this many is durable (see the module doc).
-const DURABLE_EVERY: u64 = 64;
+const DURABLE_EVERY: u64 = 8;
 
 /// The per-DID state of an audit.
 pub struct State {
@@ -52,7 +55,9 @@ impl State {
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         let path = dir.join(format!(".plc-audit-{}-{nanos}.redb", std::process::id()));
-        let db = Database::create(&path)
+        let db = redb::Builder::new()
+            .set_cache_size(STORE_CACHE_BYTES)
+            .create(&path)
             .map_err(|e| store_err(&format!("creating {}", path.display()), e))?;
         Ok(State {
             db,

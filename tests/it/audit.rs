@@ -681,3 +681,57 @@ fn nullified_flags_that_disagree_with_the_rules() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("2 failed, 1 unsettled, 0 stale"), "{err}");
 }
+
+#[test]
+fn a_long_lived_did_is_pruned_without_changing_verdicts() {
+    // 80 updates two hours apart: more than the state keeps per DID. All
+    // pass; a fork from the genesis, long after, fails.
+    let mut log = Log {
+        lines: Vec::new(),
+        t: 1_700_000_000_000,
+    };
+    let (k0, k1, sk) = (Key::k256(90), Key::p256(90), Key::k256(91));
+    let g = sign(
+        &plc_op(&[&k0, &k1], &sk, "long.test", "https://pds.test", None),
+        &k1,
+    );
+    let did = g.genesis_did.clone();
+    log.push(&did, &g, false);
+    let mut head = g.clone();
+    for i in 0..80 {
+        log.t += 2 * HOUR;
+        let u = sign(
+            &plc_op(
+                &[&k0, &k1],
+                &sk,
+                &format!("long{i}.test"),
+                "https://pds.test",
+                Some(&head.cid),
+            ),
+            &k1,
+        );
+        log.push(&did, &u, false);
+        head = u;
+    }
+    let fork = sign(
+        &plc_op(
+            &[&k0, &k1],
+            &sk,
+            "late.test",
+            "https://pds.test",
+            Some(&g.cid),
+        ),
+        &k0,
+    );
+    log.push(&did, &fork, false);
+    let (code, lines, err) = audit(&["-"], &log.lines);
+    let got = reported(&lines);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].0, fork.cid);
+    assert!(
+        got[0].1.starts_with("prev:") || got[0].1.contains("late recovery"),
+        "{}",
+        got[0].1
+    );
+    assert_eq!(code, Some(1), "{err}");
+}
