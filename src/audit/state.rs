@@ -109,7 +109,7 @@ impl State {
         if !self.dirty.is_empty() {
             let mut tx = self.db.begin_write().map_err(|e| store_err("writing", e))?;
             self.commits += 1;
-            if self.commits % DURABLE_EVERY != 0 {
+            if !self.commits.is_multiple_of(DURABLE_EVERY) {
                 tx.set_durability(Durability::None);
             }
             {
