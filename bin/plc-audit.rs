@@ -41,7 +41,7 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// DIDs kept in memory per cache generation (two generations).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 20_000)]
     cache_dids: usize,
     /// The archive's lines were fetched after their 72 hours had passed, so
     /// every `nullified` flag is final: a stale flag fails the audit.
