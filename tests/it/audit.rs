@@ -735,3 +735,30 @@ fn a_long_lived_did_is_pruned_without_changing_verdicts() {
     );
     assert_eq!(code, Some(1), "{err}");
 }
+
+#[test]
+fn help_states_the_contract_examples_and_exit_codes() {
+    // The same checks tests/it/docs.rs makes of the other tools.
+    let (code, _, _) = audit(&["--help"], b"");
+    assert_eq!(code, Some(0));
+    let o = Command::new(env!("CARGO_BIN_EXE_plc-audit"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(o.stdout).unwrap();
+    for want in [
+        "Usage: plc-audit",
+        "EXAMPLES:",
+        "EXIT STATUS:",
+        " | ",
+        "0  ",
+        "Writes",
+    ] {
+        assert!(help.contains(want), "{want:?} in {help}");
+    }
+    let short = Command::new(env!("CARGO_BIN_EXE_plc-audit"))
+        .arg("-h")
+        .output()
+        .unwrap();
+    assert!(short.stdout.len() < help.len());
+}
