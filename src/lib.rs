@@ -7,6 +7,7 @@
 //! policy (printing errors, exit codes, closed pipes).
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod chunk;
 pub mod cli;
 pub mod clone;

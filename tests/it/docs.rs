@@ -8,7 +8,7 @@ use common::run::*;
 use std::path::Path;
 use std::process::Command;
 
-const TOOLS: [&str; 8] = [
+const TOOLS: [&str; 9] = [
     "plc-export",
     "plc-dedup",
     "plc-chunk",
@@ -17,6 +17,7 @@ const TOOLS: [&str; 8] = [
     "plc-serve",
     "plc-clone",
     "plc-diff",
+    "plc-audit",
 ];
 
 #[test]

@@ -3,4 +3,5 @@
 pub mod fake_directory;
 pub mod other_impls;
 pub mod run;
+pub mod signed_ops;
 pub mod test_mirror;
