@@ -9,10 +9,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Reads another archive (a plcbundle V1 server such as the Go/Rust
-/// `plcbundle server` or plc-serve, a static host serving the repository's
-/// files, or a directory) and writes every operation of its bundles, in
-/// order, as the exact bytes plus a newline.
+/// Copies another archive's operations to stdout, each bundle checked
+/// against the mirror's index first.
+///
+/// The archive is a plcbundle V1 server (the Go/Rust `plcbundle server` or
+/// plc-serve), a static host serving the repository's files, or a
+/// directory; every operation of its bundles is written in order, as the
+/// exact bytes plus a newline.
 ///
 /// Reads nothing on stdin; writes JSON lines on stdout. Nothing unverified
 /// is written: before the first line of a bundle, its file's SHA-256, its

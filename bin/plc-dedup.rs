@@ -44,13 +44,7 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     cli::main_with("plc-dedup", || {
         let seed = match &args.repo {
-            Some(dir) => match &args.origin {
-                Some(o) => repo::continue_from(dir, o)?,
-                None => match repo::load_index(dir)? {
-                    Some(idx) => repo::read_tail(dir, &idx)?,
-                    None => None,
-                },
-            },
+            Some(dir) => repo::continue_from(dir, args.origin.as_deref())?,
             None => None,
         };
         cli::note_terminal_input("plc-dedup", &args.file, "plc-export");

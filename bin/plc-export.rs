@@ -107,7 +107,7 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     cli::main_with("plc-export", || {
         let start = match (&args.repo, args.since) {
-            (Some(dir), _) => match repo::continue_from(dir, &args.url)? {
+            (Some(dir), _) => match repo::continue_from(dir, Some(&args.url))? {
                 Some(tail) => Start::After(tail),
                 None => Start::Beginning,
             },

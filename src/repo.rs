@@ -303,18 +303,28 @@ pub fn read_tail(dir: &Path, idx: &Index) -> Result<Option<Tail>> {
 /// Loads the index and tail of `dir` for a tool that continues the
 /// archive, checking its origin against `origin`. A missing directory or
 /// index means "start from the beginning".
-pub fn continue_from(dir: &Path, origin: &str) -> Result<Option<Tail>> {
+pub fn continue_from(dir: &Path, origin: Option<&str>) -> Result<Option<Tail>> {
     let Some(idx) = load_index(dir)? else {
         return Ok(None);
     };
-    if !crate::index::same_origin(&idx.origin, origin) {
-        return Err(Error::Usage(format!(
-            "{} holds operations from {:?}, not {origin:?}; refusing to mix origins",
-            dir.display(),
-            idx.origin
-        )));
+    if let Some(origin) = origin {
+        check_origin(dir, &idx, origin)?;
     }
     read_tail(dir, &idx)
+}
+
+/// Refuses to add operations from `origin` to the archive `dir` whose
+/// index is `idx` when the index names another origin: an archive never
+/// mixes origins. The one place this rule and its message live.
+pub fn check_origin(dir: &Path, idx: &Index, origin: &str) -> Result<()> {
+    if crate::index::same_origin(&idx.origin, origin) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{} holds operations from {:?}, not {origin:?}; refusing to mix origins",
+        dir.display(),
+        idx.origin
+    )))
 }
 
 /// Creates the repository `dir` holding `index`, atomically: it is built

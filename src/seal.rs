@@ -23,8 +23,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::index::{
-    bundle_file_name, chain_hash, parse_bundle_file_name, same_origin, BundleEntry, Index,
-    BUNDLE_SIZE,
+    bundle_file_name, chain_hash, parse_bundle_file_name, BundleEntry, Index, BUNDLE_SIZE,
 };
 use crate::line::{op_at, LineReader, Seen, Sequencer};
 use crate::repo::{self, RepoLock};
@@ -245,6 +244,20 @@ pub fn seal(
     cfg: &SealConfig,
     log: &mut (dyn Write + Send),
 ) -> Result<SealReport> {
+    let (_lock, index) = open_for_append(cfg)?;
+    let dir = &cfg.repo;
+    let tail = repo::read_tail(dir, &index)?;
+    let mut seq = match &tail {
+        Some(t) => Sequencer::seeded(&t.end_time, t.time, t.cids.iter().cloned()),
+        None => Sequencer::default(),
+    };
+    run_threads(input, dir, index, &mut seq, log)
+}
+
+/// Makes `cfg.repo` ready to append to and locks it: creates it when
+/// missing, removes what an interrupted writer left, and refuses an index
+/// that names no origin or another one.
+fn open_for_append(cfg: &SealConfig) -> Result<(RepoLock, Index)> {
     let dir = &cfg.repo;
     let new_origin = cfg
         .origin
@@ -253,7 +266,7 @@ pub fn seal(
     if !dir.exists() {
         repo::create_repo(dir, &Index::new(new_origin))?;
     }
-    let _lock = RepoLock::acquire(dir)?;
+    let lock = RepoLock::acquire(dir)?;
     repo::remove_stale_tmp(dir)?;
     let index = match repo::load_index(dir)? {
         Some(idx) => {
@@ -264,13 +277,7 @@ pub fn seal(
                 )));
             }
             if let Some(o) = &cfg.origin {
-                if !same_origin(o, &idx.origin) {
-                    return Err(Error::Usage(format!(
-                        "{} holds operations from {:?}, not {o:?}; refusing to mix origins",
-                        dir.display(),
-                        idx.origin
-                    )));
-                }
+                repo::check_origin(dir, &idx, o)?;
             }
             idx
         }
@@ -284,12 +291,18 @@ pub fn seal(
         }
     };
     remove_interrupted_seal(dir, index.last_bundle)?;
-    let tail = repo::read_tail(dir, &index)?;
-    let mut seq = match &tail {
-        Some(t) => Sequencer::seeded(&t.end_time, t.time, t.cids.iter().cloned()),
-        None => Sequencer::default(),
-    };
+    Ok((lock, index))
+}
 
+/// The reading thread (this one), the compressing workers and the
+/// committer, as the module's documentation describes them.
+fn run_threads(
+    input: impl Read,
+    dir: &Path,
+    index: Index,
+    seq: &mut Sequencer,
+    log: &mut (dyn Write + Send),
+) -> Result<SealReport> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, MAX_WORKERS);
@@ -302,7 +315,7 @@ pub fn seal(
     let (done_tx, done_rx) = mpsc::sync_channel::<Sealed>(workers);
     let chunk_pool = Pool::new();
     let out_pool = Pool::new();
-    let dir2 = dir.clone();
+    let dir2 = dir.to_path_buf();
     std::thread::scope(|s| {
         for _ in 0..workers {
             let done_tx = done_tx.clone();
@@ -327,7 +340,7 @@ pub fn seal(
         drop((done_tx, rx));
         let out_pool = &out_pool;
         let committer = s.spawn(move || commit_in_order(&dir2, index, done_rx, out_pool, log));
-        let read_result = read_chunks(input, &mut seq, &tx, &chunk_pool);
+        let read_result = read_chunks(input, seq, &tx, &chunk_pool);
         drop(tx);
         let write_result = committer.join().expect("committer thread panicked");
         // A writer failure (disk full, ...) is the root cause when both fail:

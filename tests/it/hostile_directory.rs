@@ -5,9 +5,8 @@
 //! The server here is a few lines over a `TcpListener` on 127.0.0.1: each
 //! test hands it a function that writes the whole raw response, so a body
 //! of gigabytes is produced lazily while the client reads it and nothing is
-//! allocated for it. Memory is asserted from the child's peak RSS as the
-//! kernel reports it (`VmHWM` in /proc/PID/status, sampled while it runs),
-//! never from timing.
+//! allocated for it. Memory is asserted from the child's peak RSS as GNU
+//! time reports it (`/usr/bin/time -f %M`), never from timing.
 use crate::common;
 
 use common::fake_directory::{FakeDirectory, FakeOptions};
@@ -150,23 +149,35 @@ struct Measured {
     code: Option<i32>,
     stderr: String,
     stdout: Vec<u8>,
-    /// Peak resident set size of the process, in KiB (`VmHWM`, sampled
-    /// every few milliseconds while it ran).
+    /// Peak resident set size of the process, in KiB (GNU time's `%M`).
     max_rss_kib: i64,
 }
 
-/// Runs `plc-export` with `args`, keeping at most `keep` bytes of stdout
-/// (the rest is read and dropped), and returns its peak RSS as the kernel
-/// reports it for this one child. Killed, and the test failed, after
-/// `limit`.
+/// Runs `plc-export` with `args` under GNU time, keeping at most `keep`
+/// bytes of stdout (the rest is read and dropped), and returns its peak
+/// RSS as GNU time reports it for that one child (`%M`). GNU time is a
+/// small process, so unlike `wait4` on a child of this large test process
+/// the figure is plc-export's own, and unlike sampling `/proc/PID/status`
+/// it cannot miss a process that ends within a few milliseconds. Killed,
+/// and the test failed, after `limit`.
 fn run_measured(args: &[&str], keep: usize, limit: Duration) -> Measured {
-    let mut child = Command::new(bin("plc-export"))
+    let rss_file = std::env::temp_dir().join(format!(
+        "plc-hostile-rss-{}-{}",
+        std::process::id(),
+        RSS_FILES.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut child = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss_file)
+        .arg(bin("plc-export"))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .expect("GNU time at /usr/bin/time (apt-get install time)");
     let mut so = child.stdout.take().unwrap();
     let mut se = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
@@ -186,17 +197,16 @@ fn run_measured(args: &[&str], keep: usize, limit: Duration) -> Measured {
         let _ = se.read_to_end(&mut v);
         String::from_utf8_lossy(&v).into_owned()
     });
-    let pid = child.id();
     let deadline = Instant::now() + limit;
-    let mut peak = 0;
     let status = loop {
-        // Sampled before checking for the exit, so the last sample is
-        // taken after everything the process did up to a few ms before.
-        peak = peak.max(vm_hwm_kib(pid).unwrap_or(0));
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
         if Instant::now() > deadline {
+            // Kill plc-export itself (GNU time's child), then GNU time.
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &child.id().to_string()])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
             panic!(
@@ -204,9 +214,15 @@ fn run_measured(args: &[&str], keep: usize, limit: Duration) -> Measured {
                 err.join().unwrap()
             );
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(peak > 0, "no VmHWM was read from /proc/{pid}/status");
+    let rss = std::fs::read_to_string(&rss_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&rss_file);
+    let peak: i64 = rss
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("GNU time wrote no peak RSS: {rss:?}"));
     Measured {
         code: status.code(),
         stderr: err.join().unwrap(),
@@ -215,15 +231,8 @@ fn run_measured(args: &[&str], keep: usize, limit: Duration) -> Measured {
     }
 }
 
-/// The peak resident set size of process `pid` so far (`VmHWM` in
-/// /proc/PID/status, KiB). Its own address space only: the kernel starts
-/// it afresh at exec. (`wait4`'s `ru_maxrss` would not do: it keeps the
-/// high-water mark of the forked test process from before the exec.)
-fn vm_hwm_kib(pid: u32) -> Option<i64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
+/// Names the GNU time output files of concurrent tests apart.
+static RSS_FILES: AtomicU64 = AtomicU64::new(0);
 
 const RSS_LIMIT_KIB: i64 = 64 * 1024;
 

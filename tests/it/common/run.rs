@@ -20,6 +20,7 @@ pub fn bin(name: &str) -> &'static str {
         "plc-serve" => env!("CARGO_BIN_EXE_plc-serve"),
         "plc-clone" => env!("CARGO_BIN_EXE_plc-clone"),
         "plc-diff" => env!("CARGO_BIN_EXE_plc-diff"),
+        "plc-audit" => env!("CARGO_BIN_EXE_plc-audit"),
         other => panic!("unknown binary {other}"),
     }
 }
