@@ -11,9 +11,9 @@ use common::other_impls::{joined, write_go_archive};
 use common::run::*;
 use common::test_mirror::{Faults, Style, TestMirror};
 use plcbundle::synth::SynthOp;
-use std::io::{BufRead, BufReader};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 const ORIGIN: &str = "https://plc.directory";
 
@@ -47,42 +47,6 @@ fn assert_all_ok(outs: &[Output]) {
 
 fn lines(ops: &[SynthOp]) -> Vec<Vec<u8>> {
     ops.iter().map(|o| o.line.clone()).collect()
-}
-
-/// A running plc-serve, killed on drop.
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Serve {
-    fn start(repo: &str) -> Serve {
-        let mut child = Command::new(bin("plc-serve"))
-            .args(["--repo", repo, "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .rsplit(' ')
-            .next()
-            .filter(|u| u.starts_with("http://127.0.0.1:"))
-            .unwrap_or_else(|| panic!("no address in {first:?}"))
-            .to_string();
-        Serve { child, url }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

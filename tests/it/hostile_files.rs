@@ -18,7 +18,7 @@ use crate::common;
 
 use common::run::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -301,31 +301,18 @@ fn a_zstd_bomb_is_not_decompressed_past_the_index_by_any_reader() {
 /// Starts plc-serve on `dir`, GETs `path` once, and returns the status,
 /// the body and the server's peak RSS (VmHWM) before stopping it.
 fn serve_once(dir: &Path, path: &str) -> (u16, String, i64) {
-    let mut child = limited(
+    let serve = Serve::spawn(&mut limited(
         bin("plc-serve"),
         &["--repo", s(dir), "--listen", "127.0.0.1:0"],
-    )
-    .stdout(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first
-        .trim()
-        .rsplit(' ')
-        .next()
-        .filter(|u| u.starts_with("http://127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
+    ));
+    let url = serve.url.clone();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(WATCHDOG))
         .build()
         .into();
     let result = agent.get(&format!("{url}{path}")).call();
-    let status_file = format!("/proc/{}/status", child.id());
+    let status_file = format!("/proc/{}/status", serve.child.id());
     let hwm = std::fs::read_to_string(&status_file)
         .unwrap()
         .lines()
@@ -338,8 +325,7 @@ fn serve_once(dir: &Path, path: &str) -> (u16, String, i64) {
                 .unwrap()
         })
         .expect("VmHWM in /proc/PID/status");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(serve);
     let mut r = result.expect("plc-serve answered");
     let status = r.status().as_u16();
     let body = r.body_mut().read_to_string().unwrap_or_default();

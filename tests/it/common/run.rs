@@ -4,7 +4,7 @@
 //! generator's bytes with `sha2` (never with the code under test).
 
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -311,5 +311,54 @@ pub fn assert_archive(dir: &Path, want: &[ExpectedBundle]) {
             "bundle {n} parent"
         );
         assert_eq!(b["operation_count"].as_u64(), Some(10_000));
+    }
+}
+
+/// A running plc-serve, killed on drop.
+pub struct Serve {
+    /// The server process.
+    pub child: Child,
+    /// Its base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Serve {
+    /// Serves `repo` on a free loopback port.
+    pub fn start(repo: &str) -> Serve {
+        Serve::spawn(Command::new(bin("plc-serve")).args([
+            "--repo",
+            repo,
+            "--listen",
+            "127.0.0.1:0",
+        ]))
+    }
+
+    /// Starts `cmd` (a plc-serve command line listening on port 0) and
+    /// waits for the address it prints on stderr.
+    pub fn spawn(cmd: &mut Command) -> Serve {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .to_string();
+        Serve { child, url }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
