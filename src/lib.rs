@@ -10,6 +10,7 @@
 pub mod chunk;
 pub mod cli;
 pub mod dedup;
+pub mod did;
 pub mod error;
 pub mod export;
 pub mod index;
