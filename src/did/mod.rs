@@ -14,5 +14,8 @@
 //! as its last bundle.
 
 pub mod answer;
+pub mod build;
 pub mod json;
 pub mod op;
+pub mod resolve;
+pub mod store;
