@@ -26,6 +26,9 @@ struct Args {
     /// Threads reading bundles; 0 = one per core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Bundles per new segment (for tests).
+    #[arg(long, default_value_t = 0, hide = true)]
+    batch: usize,
     /// Print nothing on success.
     #[arg(short, long)]
     quiet: bool,
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
         let cfg = IndexConfig {
             repo: args.repo.clone(),
             threads: args.threads,
+            batch: args.batch,
         };
         let mut log: Box<dyn Write> = if args.quiet {
             Box::new(std::io::sink())

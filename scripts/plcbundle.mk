@@ -11,7 +11,8 @@
 #   */10 * * * *  make -s -f /path/to/plcbundle.mk archive REPO=/srv/plc >>/var/log/plc.log 2>&1
 #
 # Targets:
-#   archive  one incremental pass into REPO from PLC_URL
+#   archive  one incremental pass into REPO from PLC_URL, then plc-index
+#            (the DID index plc-did and plc-serve's DID routes read)
 #   follow   the same pipeline, kept running (plc-export --follow)
 #   verify   plc-verify REPO
 #   status   a short human summary of REPO from its index (needs jq)
@@ -46,6 +47,7 @@ endef
 
 archive:
 	$(call pipeline,)
+	$(plc)-index --repo '$(REPO)' -q
 
 follow:
 	$(call pipeline,--follow --interval '$(INTERVAL)')

@@ -35,6 +35,9 @@ pub struct IndexConfig {
     pub repo: PathBuf,
     /// Threads reading bundles; 0 = one per core.
     pub threads: usize,
+    /// Bundles per new segment; 0 = [`BATCH`]. (Tests set it low to make
+    /// many segments and merges out of a few bundles.)
+    pub batch: usize,
 }
 
 /// What a run did.
@@ -84,7 +87,8 @@ pub fn index(cfg: &IndexConfig, log: &mut dyn Write) -> Result<IndexReport> {
         cfg.threads
     };
     let start = manifest.last_bundle as usize;
-    for batch in archive.bundles[start..].chunks(BATCH) {
+    let per_segment = if cfg.batch == 0 { BATCH } else { cfg.batch };
+    for batch in archive.bundles[start..].chunks(per_segment) {
         let (first, last) = (batch[0].bundle_number, batch[batch.len() - 1].bundle_number);
         let (records, frames) = read_batch(repo, batch, threads)?;
         let mut w = SegmentWriter::create(&dir, first as u32, last as u32)?;

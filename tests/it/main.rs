@@ -8,6 +8,7 @@ mod chunk;
 mod cookbook;
 mod crash;
 mod dedup;
+mod did;
 mod demo;
 mod docs;
 mod export;

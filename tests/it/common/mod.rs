@@ -3,3 +3,5 @@
 pub mod fake_directory;
 pub mod other_impls;
 pub mod run;
+pub mod did_model;
+pub mod did_synth;
