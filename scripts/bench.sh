@@ -58,9 +58,9 @@ col() { cut -d' ' -f"$2" "$W/$1.res"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 ratio3() { python3 -c "print(f'{$1 / $2:.3f}')"; }
 
-# serve DIR: starts plc-serve on DIR, sets $url.
+# serve DIR [BINARY]: starts plc-serve (or BINARY) on DIR, sets $url.
 serve() {
-    "$B/plc-serve" --repo "$1" --listen 127.0.0.1:0 2>"$W/serve.log" &
+    "${2:-$B/plc-serve}" --repo "$1" --listen 127.0.0.1:0 2>"$W/serve.log" &
     server=$!
     url=
     for _ in $(seq 100); do
@@ -93,6 +93,29 @@ PREP="rm -rf '$W/E'" measure e2e bash -c "'$B/plc-export' -q --url '$url' --repo
 kill "$server"
 server=
 cmp -s "$W/R/000001.jsonl.zst" "$W/E/000001.jsonl.zst" || { echo "bench: the end-to-end archive differs" >&2; exit 2; }
+
+# plc-serve under load: 32 keep-alive clients (examples/load.rs) for 3 s,
+# paging through /export or fetching /data/N; requests per second, p50 and
+# p99 latency, and the server's peak RSS (VmHWM). With
+# PLC_SERVE_BEFORE=/path/to/older/plc-serve the same rows are measured for
+# that binary too, in the same run (the "before" of a change).
+serveload() { # NAME BINARY MODE
+    serve "$W/R" "$2"
+    "$B/examples/load" "${url#http://}" "$3" 32 3 "$bundles" >"$W/$1.load"
+    echo "$(cat "$W/$1.load") rss_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$server/status")" >"$W/$1.load"
+    kill "$server"
+    wait "$server" 2>/dev/null || true
+    server=
+}
+loadrows=()
+for mode in export data; do
+    if [ -n "${PLC_SERVE_BEFORE:-}" ]; then
+        serveload "before-$mode" "$PLC_SERVE_BEFORE" "$mode"
+        loadrows+=("before-$mode:$mode, before ($(basename "$PLC_SERVE_BEFORE"))")
+    fi
+    serveload "after-$mode" "$B/plc-serve" "$mode"
+    loadrows+=("after-$mode:$mode")
+done
 
 # Memory of each filter alone, at two sizes.
 for f in 1 2; do
@@ -169,3 +192,19 @@ row didlookup "plc-did --audit, 1,000 random DIDs of $bundles bundles, one proce
 row didindex "plc-index, $bundles bundles from scratch (ratio to plc-verify)" "$(ratio "$(col didindex 1)" "$(col verify 1)")" "≤ 1.0"
 row didindex1 "plc-index, 1 bundle added to $bundles indexed (ratio to all $bundles)" "$(ratio "$(col didindex1 1)" "$(col didindex 1)")" "≤ 0.1"
 echo "| DID index size / archive size | $did_index_bytes / $archive_bytes bytes | | | $(ratio3 "$did_index_bytes" "$archive_bytes") | ≤ 0.15 |"
+echo
+echo "plc-serve on 127.0.0.1 under 32 keep-alive clients for 3 s (examples/load.rs; /export pages of 1000, /data/N files of the $bundles bundles):"
+echo
+echo "| requests | req/s | p50 ms | p99 ms | errors | plc-serve peak RSS MB |"
+echo "|---|---|---|---|---|---|"
+for r in "${loadrows[@]}"; do
+    name=${r%%:*}
+    label=${r#*:}
+    python3 - "$W/$name.load" "$label" <<'PY'
+import sys
+f = dict(kv.split("=") for kv in open(sys.argv[1]).read().split())
+label = {"export": "/export paging", "data": "/data/N"}
+mode, _, rest = sys.argv[2].partition(",")
+print(f"| {label[mode]}{',' + rest if rest else ''} | {f['rps']} | {f['p50_ms']} | {f['p99_ms']} | {f['errors']} | {int(f['rss_kb']) / 1024:.1f} |")
+PY
+done

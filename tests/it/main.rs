@@ -13,6 +13,7 @@ mod demo;
 mod docs;
 mod export;
 mod fake_directory_selftest;
+mod hostile_clients;
 mod make;
 mod pipeline;
 mod progress;

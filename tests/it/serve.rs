@@ -348,3 +348,37 @@ fn re_sealing_a_go_style_archive_reproduces_every_content_hash_and_hash() {
         assert_eq!(v.code, Some(0), "{dir}: {}", v.out());
     }
 }
+
+#[test]
+fn status_reports_the_chain_head_and_sizes_as_mirrors_do() {
+    let ops = generate(
+        20_000,
+        &SynthOptions {
+            seed: 47,
+            ..Default::default()
+        },
+    );
+    let lines: Vec<Vec<u8>> = ops.iter().map(|o| o.line.clone()).collect();
+    let want = expected_bundles(&lines);
+    let tmp = TempDir::new("serve-status");
+    let a = tmp.join("A");
+    seal_ops(&a, &ops);
+    let serve = Serve::start(&a);
+    let (status, ct, body) = get(&format!("{}/status", serve.url));
+    assert_eq!((status, ct.as_str()), (200, "application/json"));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let b = &v["bundles"];
+    assert_eq!(b["last_bundle"], 2, "{v}");
+    assert_eq!(b["root_hash"], want[0].hash.as_str(), "{v}");
+    assert_eq!(b["head_hash"], want[1].hash.as_str(), "{v}");
+    assert_eq!(b["end_time"], ops[19_999].created_at.as_str(), "{v}");
+    let on_disk: u64 = ["000001.jsonl.zst", "000002.jsonl.zst"]
+        .iter()
+        .map(|f| std::fs::metadata(Path::new(&a).join(f)).unwrap().len())
+        .sum();
+    assert_eq!(b["total_size"], on_disk, "{v}");
+    let content: usize = want.iter().map(|w| w.content.len()).sum();
+    assert_eq!(b["uncompressed_size"], content, "{v}");
+    assert_eq!(v["server"]["version"], env!("CARGO_PKG_VERSION"), "{v}");
+    assert!(v["server"]["uptime_seconds"].is_u64(), "{v}");
+}
