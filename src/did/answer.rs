@@ -113,12 +113,20 @@ pub fn not_available(did: &str) -> Answer {
 /// Fails only when an operation's JSON cannot be read; the error names
 /// what is wrong.
 pub fn answer(route: Route, did: &str, ops: &[StoredOp]) -> Result<Answer, String> {
+    // The audit log lists nullified operations too: only a DID without
+    // any operation is unknown there. The other routes read active ones.
+    if route == Route::Audit {
+        if ops.is_empty() {
+            return Ok(not_registered(did));
+        }
+        return Ok(Answer::ok(JSON, audit(ops)));
+    }
     let active = || ops.iter().filter(|o| !o.nullified());
     let Some(last) = active().last() else {
         return Ok(not_registered(did));
     };
     Ok(match route {
-        Route::Audit => Answer::ok(JSON, audit(ops)),
+        Route::Audit => unreachable!("answered above"),
         Route::Log => {
             let mut body = vec![b'['];
             for (i, op) in active().enumerate() {
@@ -215,7 +223,12 @@ impl DocData {
             format!("https://{service}")
         };
         let object = |entries: Vec<(&str, Json)>| {
-            Json::Object(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+            Json::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            )
         };
         DocData {
             verification_methods: Some(object(vec![("atproto", signing.clone())])),

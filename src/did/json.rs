@@ -159,7 +159,10 @@ mod tests {
 
     #[test]
     fn keeps_key_order_and_rewrites_escapes_like_json_stringify() {
-        assert_eq!(round(r#"{"b":1, "a":[true,null]}"#), r#"{"b":1,"a":[true,null]}"#);
+        assert_eq!(
+            round(r#"{"b":1, "a":[true,null]}"#),
+            r#"{"b":1,"a":[true,null]}"#
+        );
         assert_eq!(round(r#""caf\u00e9 at:\/\/x""#), "\"caf\u{e9} at://x\"");
         assert_eq!(round(r#""q\"\\\u0001\n""#), r#""q\"\\\u0001\n""#);
         assert_eq!(round("\"a\u{2028}b\""), "\"a\u{2028}b\"");

@@ -99,7 +99,10 @@ mod tests {
             let op = StoredOp::parse(line).unwrap();
             assert_eq!(op.did(), "did:plc:a");
             assert_eq!(op.did_json(), br#""did:plc:a""#);
-            assert_eq!(op.operation_json(), br#"{"sig":"x","type":"plc_tombstone"}"#);
+            assert_eq!(
+                op.operation_json(),
+                br#"{"sig":"x","type":"plc_tombstone"}"#
+            );
             assert_eq!(op.cid_json(), br#""bafy1""#);
             assert_eq!(op.created_at_json(), br#""2024-01-01T00:00:00.000Z""#);
             assert!(op.nullified());

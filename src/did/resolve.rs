@@ -19,112 +19,35 @@ use std::fs::File;
 use std::io::{BufRead, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// DIDs answered per batch by [`run`].
 pub const BATCH: usize = 4096;
 /// Bundle files kept open at once.
 const OPEN_FILES: usize = 64;
 
-/// Reads operations through a repository's DID index.
-pub struct Resolver {
+/// Reads and decompresses frames of a repository's bundle files, keeping
+/// a few files open and its buffers between reads. One per thread.
+pub struct FrameReader {
     repo: PathBuf,
-    index: DidIndex,
     files: HashMap<u32, File>,
     frame: Vec<u8>,
     compressed: Vec<u8>,
 }
 
-impl Resolver {
-    /// Opens `repo`'s index (an error when there is none yet).
-    pub fn open(repo: &Path) -> Result<Resolver> {
-        Ok(Resolver {
+impl FrameReader {
+    /// A reader of `repo`'s bundle files.
+    pub fn new(repo: &Path) -> FrameReader {
+        FrameReader {
             repo: repo.to_path_buf(),
-            index: DidIndex::open(repo)?,
             files: HashMap::new(),
             frame: Vec::new(),
             compressed: Vec::new(),
-        })
-    }
-
-    /// Reopens the index when plc-index has changed it since; returns
-    /// whether it did. New bundles become resolvable this way without a
-    /// restart.
-    pub fn refresh(&mut self) -> Result<bool> {
-        if !self.index.is_stale()? {
-            return Ok(false);
         }
-        self.index = DidIndex::open(&self.repo)?;
-        Ok(true)
     }
 
-    /// The last bundle the index covers.
-    pub fn last_bundle(&self) -> u64 {
-        self.index.last_bundle()
-    }
-
-    /// The operations of one DID, in archive order.
-    pub fn ops(&mut self, did: &str) -> Result<Vec<StoredOp>> {
-        Ok(self.ops_many(&[did])?.pop().unwrap_or_default())
-    }
-
-    /// What the directory answers on `route` for `did`.
-    pub fn answer(&mut self, route: Route, did: &str) -> Result<Answer> {
-        let ops = self.ops(did)?;
-        answer(route, did, &ops).map_err(|e| Error::Archive(format!("{did}: {e}")))
-    }
-
-    /// The operations of each DID of `dids`, in archive order, reading
-    /// each needed frame once.
-    pub fn ops_many<S: AsRef<str>>(&mut self, dids: &[S]) -> Result<Vec<Vec<StoredOp>>> {
-        let mut wanted: Vec<(Loc, usize)> = Vec::new();
-        for (i, did) in dids.iter().enumerate() {
-            for loc in self.index.lookup(did.as_ref())? {
-                wanted.push((loc, i));
-            }
-        }
-        wanted.sort_unstable();
-        let mut out: Vec<Vec<StoredOp>> = vec![Vec::new(); dids.len()];
-        let mut current: Option<(u32, usize)> = None;
-        let mut lines: Vec<std::ops::Range<usize>> = Vec::new();
-        let mut first = 0u16;
-        for (loc, i) in wanted {
-            let frames = self.index.frames(loc.bundle).ok_or_else(|| stale(loc))?;
-            let (k, frame) = frames.frame_of(loc.pos).ok_or_else(|| stale(loc))?;
-            if current != Some((loc.bundle, k)) {
-                self.read_frame(loc.bundle, frame.offset, frame.len)?;
-                lines.clear();
-                let mut start = 0;
-                for (j, &b) in self.frame.iter().enumerate() {
-                    if b == b'\n' {
-                        lines.push(start..j);
-                        start = j + 1;
-                    }
-                }
-                first = frame.first;
-                current = Some((loc.bundle, k));
-            }
-            let range = lines
-                .get(usize::from(loc.pos - first))
-                .ok_or_else(|| stale(loc))?
-                .clone();
-            let op = StoredOp::parse(&self.frame[range]).map_err(|e| {
-                Error::Archive(format!(
-                    "bundle {:06}: operation {}: {e}",
-                    loc.bundle,
-                    u32::from(loc.pos) + 1
-                ))
-            })?;
-            // A hashed key can be shared by two strings: keep only the
-            // DID asked for.
-            if op.did() == dids[i].as_ref() {
-                out[i].push(op);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Reads and decompresses `len` bytes at `offset` of bundle `n` into
-    /// `self.frame`.
+    /// Reads and decompresses `len` bytes at `offset` of bundle `n`; the
+    /// content is in `self.frame`.
     fn read_frame(&mut self, n: u32, offset: u32, len: u32) -> Result<()> {
         if !self.files.contains_key(&n) {
             if self.files.len() >= OPEN_FILES {
@@ -147,6 +70,147 @@ impl Resolver {
                 "bundle {n:06}: frame at {offset}: {e}; the DID index does not match the file: run plc-index"
             ))
         })
+    }
+}
+
+/// The operations of each DID of `dids`, in archive order, reading each
+/// needed frame once.
+pub fn ops_many<S: AsRef<str>>(
+    index: &DidIndex,
+    reader: &mut FrameReader,
+    dids: &[S],
+) -> Result<Vec<Vec<StoredOp>>> {
+    let mut wanted: Vec<(Loc, usize)> = Vec::new();
+    for (i, did) in dids.iter().enumerate() {
+        for loc in index.lookup(did.as_ref())? {
+            wanted.push((loc, i));
+        }
+    }
+    wanted.sort_unstable();
+    let mut out: Vec<Vec<StoredOp>> = vec![Vec::new(); dids.len()];
+    let mut current: Option<(u32, usize)> = None;
+    let mut lines: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut first = 0u16;
+    for (loc, i) in wanted {
+        let frames = index.frames(loc.bundle).ok_or_else(|| stale(loc))?;
+        let (k, frame) = frames.frame_of(loc.pos).ok_or_else(|| stale(loc))?;
+        if current != Some((loc.bundle, k)) {
+            reader.read_frame(loc.bundle, frame.offset, frame.len)?;
+            lines.clear();
+            let mut start = 0;
+            for (j, &b) in reader.frame.iter().enumerate() {
+                if b == b'\n' {
+                    lines.push(start..j);
+                    start = j + 1;
+                }
+            }
+            first = frame.first;
+            current = Some((loc.bundle, k));
+        }
+        let range = lines
+            .get(usize::from(loc.pos - first))
+            .ok_or_else(|| stale(loc))?
+            .clone();
+        let op = StoredOp::parse(&reader.frame[range]).map_err(|e| {
+            Error::Archive(format!(
+                "bundle {:06}: operation {}: {e}",
+                loc.bundle,
+                u32::from(loc.pos) + 1
+            ))
+        })?;
+        // A hashed key can be shared by two strings: keep only the DID
+        // asked for.
+        if op.did() == dids[i].as_ref() {
+            out[i].push(op);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads operations through a repository's DID index (one thread).
+pub struct Resolver {
+    repo: PathBuf,
+    index: DidIndex,
+    reader: FrameReader,
+}
+
+impl Resolver {
+    /// Opens `repo`'s index (an error when there is none yet).
+    pub fn open(repo: &Path) -> Result<Resolver> {
+        Ok(Resolver {
+            repo: repo.to_path_buf(),
+            index: DidIndex::open(repo)?,
+            reader: FrameReader::new(repo),
+        })
+    }
+
+    /// Reopens the index when plc-index has changed it since; returns
+    /// whether it did.
+    pub fn refresh(&mut self) -> Result<bool> {
+        if !self.index.is_stale()? {
+            return Ok(false);
+        }
+        self.index = DidIndex::open(&self.repo)?;
+        Ok(true)
+    }
+
+    /// The last bundle the index covers.
+    pub fn last_bundle(&self) -> u64 {
+        self.index.last_bundle()
+    }
+
+    /// The operations of each DID of `dids`, in archive order.
+    pub fn ops_many<S: AsRef<str>>(&mut self, dids: &[S]) -> Result<Vec<Vec<StoredOp>>> {
+        ops_many(&self.index, &mut self.reader, dids)
+    }
+
+    /// What the directory answers on `route` for `did`.
+    pub fn answer(&mut self, route: Route, did: &str) -> Result<Answer> {
+        let ops = self.ops_many(&[did])?.pop().unwrap_or_default();
+        answer(route, did, &ops).map_err(|e| Error::Archive(format!("{did}: {e}")))
+    }
+}
+
+/// The DID index shared by a server's threads: reopened when plc-index
+/// has changed it (so newly indexed bundles are answered without a
+/// restart), opened lazily (a server may start before the first
+/// plc-index run).
+pub struct SharedIndex {
+    repo: PathBuf,
+    current: Mutex<Option<Arc<DidIndex>>>,
+}
+
+impl SharedIndex {
+    /// For `repo`; nothing is read yet.
+    pub fn new(repo: &Path) -> SharedIndex {
+        SharedIndex {
+            repo: repo.to_path_buf(),
+            current: Mutex::new(None),
+        }
+    }
+
+    /// The current index (checking the manifest for a newer one).
+    pub fn get(&self) -> Result<Arc<DidIndex>> {
+        let held = self.current.lock().expect("lock").clone();
+        if let Some(index) = held {
+            if !index.is_stale()? {
+                return Ok(index);
+            }
+        }
+        let fresh = Arc::new(DidIndex::open(&self.repo)?);
+        *self.current.lock().expect("lock") = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// What the directory answers on `route` for `did` (already
+    /// percent-decoded).
+    pub fn answer(&self, route: Route, did: &str) -> Result<Answer> {
+        let index = self.get()?;
+        let mut reader = FrameReader::new(&self.repo);
+        let ops = ops_many(&index, &mut reader, &[did])?
+            .pop()
+            .unwrap_or_default();
+        answer(route, did, &ops).map_err(|e| Error::Archive(format!("{did}: {e}")))
     }
 }
 

@@ -174,7 +174,9 @@ fn corrupt(path: &Path, what: &str) -> Error {
     Error::Archive(format!(
         "{}: {what}; remove {} and run plc-index again",
         path.display(),
-        path.parent().map(|p| p.display().to_string()).unwrap_or_default()
+        path.parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     ))
 }
 
@@ -277,8 +279,7 @@ impl Segment {
             }
             let n = (self.records - start).min(FENCE as u64) as usize;
             let bytes = &mut buf[..n * RECORD_LEN];
-            self.file
-                .read_exact_at(bytes, start * RECORD_LEN as u64)?;
+            self.file.read_exact_at(bytes, start * RECORD_LEN as u64)?;
             for r in bytes.chunks_exact(RECORD_LEN) {
                 match r[..KEY_LEN].cmp(&key[..]) {
                     std::cmp::Ordering::Less => {}
@@ -357,7 +358,10 @@ impl SegmentWriter {
     }
 
     fn io(&self, e: std::io::Error) -> Error {
-        Error::io(format!("writing {}", self.dir.join(&self.name).display()), e)
+        Error::io(
+            format!("writing {}", self.dir.join(&self.name).display()),
+            e,
+        )
     }
 
     /// Writes the frame tables, fence and footer, and puts the file in
@@ -493,8 +497,9 @@ impl DidIndex {
         let key = did_key(did);
         let mut out = Vec::new();
         for s in &self.segments {
-            s.lookup(&key, &mut out)
-                .map_err(|e| Error::io(format!("reading {}", self.dir.join(&s.name).display()), e))?;
+            s.lookup(&key, &mut out).map_err(|e| {
+                Error::io(format!("reading {}", self.dir.join(&s.name).display()), e)
+            })?;
         }
         Ok(out)
     }
@@ -520,6 +525,9 @@ mod tests {
         assert_eq!(z, [0xff; 15]);
         // Not canonical: hashed, and different from the canonical ones.
         assert_ne!(did_key("did:plc:AAAAAAAAAAAAAAAAAAAAAAAB"), a);
-        assert_ne!(did_key("did:web:example.com"), did_key("did:web:example.org"));
+        assert_ne!(
+            did_key("did:web:example.com"),
+            did_key("did:web:example.org")
+        );
     }
 }

@@ -102,12 +102,24 @@ fn check_against_model(
     decoded: &[String],
     by: &HashMap<String, Vec<&GenOp>>,
 ) {
-    let stdin: Vec<u8> = inputs.iter().flat_map(|d| format!("{d}\n").into_bytes()).collect();
+    let stdin: Vec<u8> = inputs
+        .iter()
+        .flat_map(|d| format!("{d}\n").into_bytes())
+        .collect();
     for (flag, route) in ROUTES {
         let out = tool("plc-did", &["--repo", repo.to_str().unwrap(), flag], &stdin);
         let lines: Vec<&[u8]> = out.stdout.split(|&b| b == b'\n').collect();
-        assert_eq!(lines.len(), inputs.len() + 1, "{flag}: one line per DID; {}", out.stderr);
-        assert_eq!(lines[inputs.len()], b"", "{flag}: output ends with a newline");
+        assert_eq!(
+            lines.len(),
+            inputs.len() + 1,
+            "{flag}: one line per DID; {}",
+            out.stderr
+        );
+        assert_eq!(
+            lines[inputs.len()],
+            b"",
+            "{flag}: output ends with a newline"
+        );
         let mut failures = 0;
         for (i, did) in decoded.iter().enumerate() {
             let ops = by.get(did).map(Vec::as_slice).unwrap_or_default();
@@ -116,7 +128,8 @@ fn check_against_model(
                 failures += 1;
                 let got: serde_json::Value = serde_json::from_slice(lines[i])
                     .unwrap_or_else(|e| panic!("{flag} {did}: not JSON: {e}"));
-                let exp: serde_json::Value = serde_json::from_slice(&expected_line(did, &want)).unwrap();
+                let exp: serde_json::Value =
+                    serde_json::from_slice(&expected_line(did, &want)).unwrap();
                 assert_eq!(got, exp, "{flag} input {:?}", inputs[i]);
             } else {
                 assert!(
@@ -193,11 +206,17 @@ fn dids_given_as_arguments_and_an_archive_without_an_index() {
     index(&repo, &[]);
     let (_, by) = histories(&ops);
     let a = &ops[0].did;
-    let out = tool("plc-did", &["--repo", r, "--audit", a, "did:plc:nothere", a], b"");
+    let out = tool(
+        "plc-did",
+        &["--repo", r, "--audit", a, "did:plc:nothere", a],
+        b"",
+    );
     let want_a = expected("/log/audit", a, &by[a]).body;
     let mut want = want_a.clone();
     want.push(b'\n');
-    want.extend_from_slice(br#"{"did":"did:plc:nothere","error":"DID not registered: did:plc:nothere"}"#);
+    want.extend_from_slice(
+        br#"{"did":"did:plc:nothere","error":"DID not registered: did:plc:nothere"}"#,
+    );
     want.push(b'\n');
     want.extend_from_slice(&want_a);
     want.push(b'\n');
@@ -244,7 +263,11 @@ fn indexing_is_incremental_across_seals_and_idempotent() {
     let repo = dir.path().join("repo");
     seal(&repo, &ops[..20_000]);
     let first = index(&repo, &["--batch", "1"]);
-    assert!(first.stderr.contains("2 new bundles indexed"), "{}", first.stderr);
+    assert!(
+        first.stderr.contains("2 new bundles indexed"),
+        "{}",
+        first.stderr
+    );
     for (n, upto) in [(1, 30_000), (2, 50_000)] {
         let start = if n == 1 { 20_000 } else { 30_000 };
         seal(&repo, &ops[start..upto]);
@@ -274,12 +297,25 @@ fn indexing_is_incremental_across_seals_and_idempotent() {
     let before: Vec<(String, Vec<u8>)> = segment_files(&repo)
         .into_iter()
         .chain(["manifest.json".to_string()])
-        .map(|n| (n.clone(), std::fs::read(repo.join("did-index").join(&n)).unwrap()))
+        .map(|n| {
+            (
+                n.clone(),
+                std::fs::read(repo.join("did-index").join(&n)).unwrap(),
+            )
+        })
         .collect();
     let again = index(&repo, &[]);
-    assert!(again.stderr.contains("0 new bundles indexed"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("0 new bundles indexed"),
+        "{}",
+        again.stderr
+    );
     for (n, bytes) in before {
-        assert_eq!(std::fs::read(repo.join("did-index").join(&n)).unwrap(), bytes, "{n}");
+        assert_eq!(
+            std::fs::read(repo.join("did-index").join(&n)).unwrap(),
+            bytes,
+            "{n}"
+        );
     }
 }
 
