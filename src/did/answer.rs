@@ -122,7 +122,7 @@ pub fn answer(route: Route, did: &str, ops: &[StoredOp]) -> Result<Answer, Strin
         return Ok(Answer::ok(JSON, audit(ops)));
     }
     let active = || ops.iter().filter(|o| !o.nullified());
-    let Some(last) = active().last() else {
+    let Some(last) = active().next_back() else {
         return Ok(not_registered(did));
     };
     Ok(match route {

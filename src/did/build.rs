@@ -253,6 +253,9 @@ fn merge(dir: &Path, a: &Segment, b: &Segment) -> Result<String> {
     w.finish(a.first_bundle, &frames)
 }
 
+/// One bundle's records and frame table.
+type BundleRecords = (Vec<[u8; RECORD_LEN]>, BundleFrames);
+
 /// Reads a batch of bundles on `threads` threads; returns their records,
 /// sorted, and their frame tables in bundle order.
 fn read_batch(
@@ -261,8 +264,7 @@ fn read_batch(
     threads: usize,
 ) -> Result<(Vec<[u8; RECORD_LEN]>, Vec<BundleFrames>)> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<(Vec<[u8; RECORD_LEN]>, BundleFrames)>>> =
-        Mutex::new(vec![None; batch.len()]);
+    let results: Mutex<Vec<Option<BundleRecords>>> = Mutex::new(vec![None; batch.len()]);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..threads.clamp(1, batch.len()) {
@@ -324,7 +326,7 @@ pub fn read_bundle(
     let BundleBuffers { file, part, group } = bufs;
     let file = &file[..];
     let bad = |what: String| Error::Archive(format!("bundle {n:06}: {what}; run plc-verify"));
-    let sha: [u8; 32] = Sha256::digest(&file).into();
+    let sha: [u8; 32] = Sha256::digest(file).into();
     if hex::encode(sha) != entry.compressed_hash {
         return Err(bad(
             "the file does not match the index's compressed_hash".into()

@@ -349,7 +349,7 @@ impl SegmentWriter {
                 self.name
             )));
         }
-        if self.records % FENCE as u64 == 0 {
+        if self.records.is_multiple_of(FENCE as u64) {
             self.fence.extend_from_slice(&r[..KEY_LEN]);
         }
         self.last = Some(*r);
