@@ -256,6 +256,27 @@ fn merge(dir: &Path, a: &Segment, b: &Segment) -> Result<String> {
 /// One bundle's records and frame table.
 type BundleRecords = (Vec<[u8; RECORD_LEN]>, BundleFrames);
 
+#[cfg(test)]
+mod merge_tests {
+    #[test]
+    fn merged_runs_are_sorted_and_complete() {
+        let rec = |k: u8, b: u8| {
+            let mut r = [0u8; super::RECORD_LEN];
+            r[0] = k;
+            r[18] = b;
+            r
+        };
+        let runs = vec![
+            vec![rec(1, 1), rec(5, 1), rec(9, 1)],
+            vec![],
+            vec![rec(0, 2), rec(5, 2), rec(10, 2)],
+        ];
+        let mut want: Vec<_> = runs.iter().flatten().copied().collect();
+        want.sort_unstable();
+        assert_eq!(super::merge_runs(runs), want);
+    }
+}
+
 /// Reads a batch of bundles on `threads` threads; returns their records,
 /// sorted, and their frame tables in bundle order.
 fn read_batch(
@@ -289,15 +310,35 @@ fn read_batch(
     if let Some(e) = failure.into_inner().expect("lock") {
         return Err(e);
     }
-    let mut records = Vec::with_capacity(batch.len() * crate::index::BUNDLE_SIZE);
+    let mut runs = Vec::with_capacity(batch.len());
     let mut frames = Vec::with_capacity(batch.len());
     for r in results.into_inner().expect("lock") {
         let (recs, f) = r.expect("every bundle read");
-        records.extend(recs);
+        runs.push(recs);
         frames.push(f);
     }
-    records.sort_unstable();
-    Ok((records, frames))
+    Ok((merge_runs(runs), frames))
+}
+
+/// Merges runs of sorted records (each bundle's, sorted on the thread that
+/// read it) into one sorted vector.
+fn merge_runs(runs: Vec<Vec<[u8; RECORD_LEN]>>) -> Vec<[u8; RECORD_LEN]> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut out = Vec::with_capacity(runs.iter().map(Vec::len).sum());
+    let mut heap: BinaryHeap<Reverse<([u8; RECORD_LEN], usize, usize)>> = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(i, r)| Reverse((r[0], i, 0)))
+        .collect();
+    while let Some(Reverse((rec, run, at))) = heap.pop() {
+        out.push(rec);
+        if let Some(next) = runs[run].get(at + 1) {
+            heap.push(Reverse((*next, run, at + 1)));
+        }
+    }
+    out
 }
 
 /// Buffers [`read_bundle`] reuses from one bundle to the next (a fresh
@@ -368,8 +409,7 @@ pub fn read_bundle(
             first: pos as u16,
         });
         for line in group[..group.len() - 1].split(|&b| b == b'\n') {
-            let op = crate::line::parse_op(line)
-                .map_err(|r| bad(format!("operation {}: {r}", pos + 1)))?;
+            let did = did_of(line).map_err(|r| bad(format!("operation {}: {r}", pos + 1)))?;
             if pos > usize::from(u16::MAX) {
                 return Err(bad("more operations than the index can number".into()));
             }
@@ -377,7 +417,7 @@ pub fn read_bundle(
                 bundle,
                 pos: pos as u16,
             };
-            records.push(record(&store::did_key(&op.did), loc));
+            records.push(record(&store::did_key(&did), loc));
             pos += 1;
         }
         group.clear();
@@ -391,6 +431,7 @@ pub fn read_bundle(
             entry.operation_count
         )));
     }
+    records.sort_unstable();
     Ok((
         records,
         BundleFrames {
@@ -398,6 +439,23 @@ pub fn read_bundle(
             frames,
         },
     ))
+}
+
+/// The DID of a sealed operation line. Lines were checked when sealed and
+/// the file against the index's hash, so the common shape (`{"did":"`
+/// first, no escape in the DID) is read directly; any other line goes
+/// through the full line check.
+fn did_of(line: &[u8]) -> std::result::Result<std::borrow::Cow<'_, str>, String> {
+    if let Some(rest) = line.strip_prefix(b"{\"did\":\"") {
+        if let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
+            if rest[end] == b'"' {
+                if let Ok(did) = std::str::from_utf8(&rest[..end]) {
+                    return Ok(std::borrow::Cow::Borrowed(did));
+                }
+            }
+        }
+    }
+    crate::line::parse_op(line).map(|op| op.did)
 }
 
 fn is_skippable(frame: &[u8]) -> bool {
