@@ -12,6 +12,10 @@
 //! first BUNDLES * 10,000 lines are measured instead of generated ones
 //! (SEED and CARRY_PERCENT then only name the run).
 //!
+//! The last rows are the random-access candidates (README, "Bundle
+//! format"): plc-seal's parameters, frames of N operations, no metadata
+//! frame, so the file stays a plain multi-frame zstd stream.
+//!
 //! Per variant, over BUNDLES bundles of 10,000 operations, single thread:
 //! total size against `zstd -3` of each bundle (one frame, level 3), the
 //! time to seal (compress + SHA-256 of content and file), to verify
@@ -39,14 +43,24 @@ struct Variant {
     params: Params,
     /// Operations per frame; `OPS` = one frame.
     per_frame: usize,
+    /// A skippable metadata frame first (the Go and Rust layout).
+    meta: bool,
 }
 
 fn compress(content: &[u8], lines: &[std::ops::Range<usize>], v: &Variant) -> Vec<u8> {
     use zstd::zstd_safe::CParameter::{HashLog, MinMatch};
     let mut c = match v.params {
         Params::Current => {
-            assert_eq!(v.per_frame, OPS);
-            return plcbundle::seal::compress_bundle(content).unwrap();
+            // Plain standard frames, no metadata: what plc-seal would
+            // write with frames of `per_frame` operations.
+            let mut z = plcbundle::seal::BundleCompressor::new().unwrap();
+            let mut out = Vec::new();
+            for group in lines.chunks(v.per_frame) {
+                let range = group[0].start..group[group.len() - 1].end;
+                out.extend_from_slice(&z.compress(&content[range]).unwrap());
+            }
+            assert!(!v.meta);
+            return out;
         }
         Params::Level(level) => zstd::bulk::Compressor::new(level).unwrap(),
         Params::Fast(hash_log, min_match) => {
@@ -68,9 +82,11 @@ fn compress(content: &[u8], lines: &[std::ops::Range<usize>], v: &Variant) -> Ve
     // implementations' metadata, minus their clock and host.
     let meta = br#"{"format":"plcbundle-v1","frames":100,"ops_per_frame":100}"#;
     let mut out = Vec::new();
-    out.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
-    out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-    out.extend_from_slice(meta);
+    if v.meta {
+        out.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
+        out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        out.extend_from_slice(meta);
+    }
     for group in lines.chunks(v.per_frame) {
         let range = group[0].start..group[group.len() - 1].end;
         out.extend_from_slice(&c.compress(&content[range]).unwrap());
@@ -90,7 +106,11 @@ fn read_one(file: &[u8], k: usize, v: &Variant) -> Vec<u8> {
         (file, k)
     } else {
         // Skip the metadata frame, then whole frames by their headers.
-        let mut off = 8 + u32::from_le_bytes(file[4..8].try_into().unwrap()) as usize;
+        let mut off = if v.meta {
+            8 + u32::from_le_bytes(file[4..8].try_into().unwrap()) as usize
+        } else {
+            0
+        };
         for _ in 0..k / v.per_frame {
             off += zstd::zstd_safe::find_frame_compressed_size(&file[off..]).unwrap();
         }
@@ -155,6 +175,13 @@ fn main() {
         name,
         params,
         per_frame: OPS,
+        meta: false,
+    };
+    let framed = |name, per_frame| Variant {
+        name,
+        params: Params::Current,
+        per_frame,
+        meta: false,
     };
     let variants = [
         one("1 frame, level 1", Params::Level(1)),
@@ -173,12 +200,17 @@ fn main() {
             name: "100 frames of 100 + metadata, level 1 (Go/Rust)",
             params: Params::Level(1),
             per_frame: 100,
+            meta: true,
         },
         Variant {
             name: "100 frames of 100 + metadata, level 3",
             params: Params::Level(3),
             per_frame: 100,
+            meta: true,
         },
+        framed("current parameters, plain frames of 1000 operations", 1000),
+        framed("current parameters, plain frames of 250 operations", 250),
+        framed("current parameters, plain frames of 100 operations", 100),
     ];
 
     let reference: usize = chunks

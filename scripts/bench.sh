@@ -203,6 +203,30 @@ zstd_bytes=$(zstd -3 -T1 -q -c "$W/sealed.jsonl" | wc -c)
 carry_archive_bytes=$(cat "$W"/C/*.jsonl.zst | wc -c)
 carry_zstd_bytes=$(zstd -3 -T1 -q -c "$W/carry.jsonl" | wc -c)
 
+# The DID index and lookups (issue 13). plc-index from scratch on the
+# sealed archive R, against plc-verify on the same files; then one more
+# bundle on an indexed archive of BUNDLES bundles; then the audit logs of
+# 1,000 random DIDs of R in one plc-did process, against zstd -dc of 100
+# bundles (R's files decompressed as many times as it takes).
+PREP="rm -rf '$W/R/did-index'" measure didindex "$B/plc-index" -q --repo "$W/R"
+head -n "$ops" "$W/ops2.jsonl" | "$B/plc-seal" -q --repo "$W/P"
+"$B/plc-index" -q --repo "$W/P"
+cp -a "$W/P/did-index" "$W/P.idx"
+sed -n "$((ops + 1)),$((ops + 10000))p" "$W/ops2.jsonl" | "$B/plc-seal" -q --repo "$W/P"
+PREP="rm -rf '$W/P/did-index' && cp -a '$W/P.idx' '$W/P/did-index'" measure didindex1 "$B/plc-index" -q --repo "$W/P"
+python3 - "$W/sealed.jsonl" >"$W/dids.txt" <<'PY'
+import json, random, sys
+dids = sorted({json.loads(l)["did"] for l in open(sys.argv[1], encoding="utf-8")})
+random.seed(13)
+print("\n".join(random.sample(dids, 1000)))
+PY
+# Exit 1 only says some DID had no answer (a DID whose every operation is
+# nullified, say); every line is still written, which is what is timed.
+measure didlookup bash -c "'$B/plc-did' --repo '$W/R' --audit <'$W/dids.txt'; [ \$? -le 1 ]"
+reps=$(( (100 + bundles - 1) / bundles ))
+measure zstd100 bash -c "for i in \$(seq $reps); do zstd -dc -q '$W'/R/*.jsonl.zst; done >/dev/null"
+did_index_bytes=$(cat "$W"/R/did-index/* | wc -c)
+
 echo
 echo "Input: $bundles bundles ($ops operations, $(wc -c <"$W/ops.jsonl") bytes), median of $runs runs, $(nproc) cores."
 echo
@@ -232,6 +256,11 @@ done
 row audit "plc-audit --repo, $bundles bundles of signed operations: $audit_rate ops/s (openssl ecdsap256 verify, 1 core: $ossl_wall/s wall, $ossl_cpu/s cpu)" "$(ratio "$audit_rate" "$ossl_wall")" "≥ 1.0 (ops/s over openssl's verify/s)"
 echo "| archive size / zstd -3 of the same content | $archive_bytes / $zstd_bytes bytes | | | $(ratio3 "$archive_bytes" "$zstd_bytes") | ≤ 1.0 |"
 echo "| the same, with 45% of operations repeating a recent DID's keys | $carry_archive_bytes / $carry_zstd_bytes bytes | | | $(ratio3 "$carry_archive_bytes" "$carry_zstd_bytes") | ≤ 1.0 |"
+row zstd100 "floor: zstd -dc of $((reps * bundles)) bundles" "1.00" ""
+row didlookup "plc-did --audit, 1,000 random DIDs of $bundles bundles, one process" "$(ratio "$(col didlookup 1)" "$(col zstd100 1)")" "≤ 1.0, ≤ 64 MB"
+row didindex "plc-index, $bundles bundles from scratch (ratio to plc-verify)" "$(ratio "$(col didindex 1)" "$(col verify 1)")" "≤ 1.0"
+row didindex1 "plc-index, 1 bundle added to $bundles indexed (ratio to all $bundles)" "$(ratio "$(col didindex1 1)" "$(col didindex 1)")" "≤ 0.1"
+echo "| DID index size / archive size | $did_index_bytes / $archive_bytes bytes | | | $(ratio3 "$did_index_bytes" "$archive_bytes") | ≤ 0.15 |"
 echo
 echo "plc-serve on 127.0.0.1 under 32 keep-alive clients for 3 s (examples/load.rs; /export pages of 1000, /data/N files of the $bundles bundles):"
 echo

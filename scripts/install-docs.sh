@@ -16,7 +16,7 @@ bash_dir=$prefix/share/bash-completion/completions
 zsh_dir=$prefix/share/zsh/site-functions
 fish_dir=$prefix/share/fish/vendor_completions.d
 mkdir -p "$man" "$bash_dir" "$zsh_dir" "$fish_dir"
-for tool in plc-export plc-dedup plc-chunk plc-seal plc-verify plc-serve plc-clone plc-diff plc-audit; do
+for tool in plc-export plc-dedup plc-chunk plc-seal plc-verify plc-serve plc-clone plc-diff plc-audit plc-index plc-did; do
     "${bin}$tool" --generate-man >"$man/$tool.1"
     "${bin}$tool" --generate-completions bash >"$bash_dir/$tool"
     "${bin}$tool" --generate-completions zsh >"$zsh_dir/_$tool"

@@ -11,7 +11,8 @@
 #   */10 * * * *  make -s -f /path/to/plcbundle.mk archive REPO=/srv/plc >>/var/log/plc.log 2>&1
 #
 # Targets:
-#   archive  one incremental pass into REPO from PLC_URL
+#   archive  one incremental pass into REPO from PLC_URL, then plc-index
+#            (the DID index plc-did and plc-serve's DID routes read)
 #   follow   the same pipeline, kept running (plc-export --follow)
 #   verify   plc-verify REPO (make exits 2 if it fails; the last line
 #            says whether plc-verify found problems, 1, or could not check, 2)
@@ -56,6 +57,7 @@ endef
 
 archive:
 	$(call pipeline,)
+	$(plc)-index --repo '$(REPO)' -q
 
 follow:
 	$(call pipeline,--follow --interval '$(INTERVAL)')

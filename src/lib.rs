@@ -12,6 +12,7 @@ pub mod chunk;
 pub mod cli;
 pub mod clone;
 pub mod dedup;
+pub mod did;
 pub mod diff;
 pub mod error;
 pub mod export;

@@ -94,6 +94,7 @@ impl MirrorServer {
         let app = Arc::new(routes::App {
             archive,
             started: Instant::now(),
+            dids: crate::did::resolve::SharedIndex::new(&cfg.repo),
         });
         let shared = Arc::new(conn::Shared::new(app, limits, log::Log::new(cfg.quiet)));
         Ok(MirrorServer {

@@ -24,6 +24,8 @@ pub struct App {
     pub archive: Arc<Archive>,
     /// When the server started (for `/status`).
     pub started: Instant,
+    /// The DID index, for the DID routes.
+    pub dids: crate::did::resolve::SharedIndex,
 }
 
 /// The response to `method` on `path?query`.
@@ -57,7 +59,7 @@ pub fn respond(app: &App, method: &Method, path: &str, query: &str) -> Response<
 /// The response to `GET path?query`: the routing table.
 fn get(app: &App, path: &str, query: &str) -> Response<Body> {
     match path {
-        p if p.starts_with("/did:") => did(app, p, query),
+        p if is_did_path(p) => did(app, p, query),
         "/status" => status(app),
         "/export" => export(app, query),
         "/plc_bundles.json" | "/index.json" => index(app),
@@ -69,10 +71,40 @@ fn get(app: &App, path: &str, query: &str) -> Response<Body> {
     }
 }
 
-/// The DID routes (`GET /{did}`, `/{did}/log`, ...): every path that
-/// starts with `/did:` comes here. None is served yet.
-fn did(_app: &App, _path: &str, _query: &str) -> Response<Body> {
-    json_error(404, "not found (DID routes are not served yet)")
+/// True when the path's first segment, percent-decoded, starts with
+/// `did:`. (The directory treats any other first segment as a DID too,
+/// and answers it "not registered"; here those stay 404 "not found", so
+/// that no file name can be mistaken for a DID.)
+fn is_did_path(path: &str) -> bool {
+    let first = path
+        .strip_prefix('/')
+        .unwrap_or(path)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    crate::did::answer::decode_did(first).starts_with("did:")
+}
+
+/// The DID routes (`GET /{did}`, `/{did}/data`, `/{did}/log`,
+/// `/{did}/log/audit`, `/{did}/log/last`), answered from the DID index as
+/// the official directory answers them (`crate::did::answer`). The DID is
+/// percent-decoded; a path of another shape is 404 "not found".
+fn did(app: &App, path: &str, _query: &str) -> Response<Body> {
+    use crate::did::answer::{decode_did, Route};
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let (segment, suffix) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let Some(route) = Route::from_suffix(suffix).filter(|_| !segment.is_empty()) else {
+        return json_error(404, "not found");
+    };
+    let did = decode_did(segment);
+    match app.dids.answer(route, &did) {
+        Ok(a) => {
+            let mut r = ok(a.content_type, Body::bytes(a.body));
+            *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
+            r
+        }
+        Err(e) => json_error(503, &format!("cannot answer for DIDs: {e}")),
+    }
 }
 
 fn status(app: &App) -> Response<Body> {

@@ -8,7 +8,7 @@ use common::run::*;
 use std::path::Path;
 use std::process::Command;
 
-const TOOLS: [&str; 9] = [
+const TOOLS: [&str; 11] = [
     "plc-export",
     "plc-dedup",
     "plc-chunk",
@@ -18,6 +18,8 @@ const TOOLS: [&str; 9] = [
     "plc-clone",
     "plc-diff",
     "plc-audit",
+    "plc-index",
+    "plc-did",
 ];
 
 #[test]

@@ -11,6 +11,8 @@ mod cookbook;
 mod crash;
 mod dedup;
 mod demo;
+mod did;
+mod did_serve;
 mod diff;
 mod docs;
 mod export;

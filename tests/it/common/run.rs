@@ -21,6 +21,8 @@ pub fn bin(name: &str) -> &'static str {
         "plc-clone" => env!("CARGO_BIN_EXE_plc-clone"),
         "plc-diff" => env!("CARGO_BIN_EXE_plc-diff"),
         "plc-audit" => env!("CARGO_BIN_EXE_plc-audit"),
+        "plc-index" => env!("CARGO_BIN_EXE_plc-index"),
+        "plc-did" => env!("CARGO_BIN_EXE_plc-did"),
         other => panic!("unknown binary {other}"),
     }
 }
