@@ -13,6 +13,7 @@ use crate::index::{chain_hash, sha256_hex, BundleEntry};
 use crate::line::{parse_op, Seen, Sequencer};
 use crate::repo::{content_bound, decompress_bounded};
 use crate::time::Timestamp;
+use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 
 /// One thing wrong with a bundle: the index field (or `file`, `content`,
@@ -115,30 +116,25 @@ pub fn check_bundle(
     content: &mut Vec<u8>,
 ) -> BundleCheck {
     let mut check = BundleCheck::default();
-    content.clear();
-    if !check_file_stage(entry, file, &sha256_hex(file), content, &mut check.problems) {
-        return check;
+    if check_file(entry, file, content, &mut check.problems) {
+        check_content(entry, content, link, &mut check);
     }
-    let content_hash = sha256_hex(content);
-    check_content_stage(entry, content, content_hash, link, &mut check);
     check
 }
 
-/// The first half of [`check_bundle`], given the file's SHA-256
-/// (`file_hash`, so that a caller may compute it together with another
-/// hash): framing, stored hash and size, and, only when the file is the
-/// one the index names, decompression into `content` within the entry's
-/// `uncompressed_size`. Returns whether `content` holds the content.
-pub(super) fn check_file_stage(
+/// The first half of [`check_bundle`]: framing, stored hash and size,
+/// and, only when the file is the one the index names, decompression into
+/// `content` within the entry's `uncompressed_size`. Returns whether
+/// `content` holds the content.
+fn check_file(
     entry: &BundleEntry,
     file: &[u8],
-    file_hash: &str,
     content: &mut Vec<u8>,
     problems: &mut Vec<Problem>,
 ) -> bool {
     content.clear();
     let frames = read_framing(file, problems);
-    if !check_stored(entry, file, file_hash, &frames, problems) {
+    if !check_stored(entry, file, &sha256_hex(file), &frames, problems) {
         problems.push(Problem::new(
             "file",
             "not decompressed: it is not the file the index names",
@@ -157,15 +153,13 @@ pub(super) fn check_file_stage(
     true
 }
 
-/// The second half of [`check_bundle`], given the content and its
-/// SHA-256: content hash and size, the chain link, every operation line.
-pub(super) fn check_content_stage(
-    entry: &BundleEntry,
-    content: &[u8],
-    content_hash: String,
-    link: Link<'_>,
-    check: &mut BundleCheck,
-) {
+/// The second half of [`check_bundle`]: the content's hash and size, the
+/// chain link, every operation line. The content is hashed and read in
+/// one pass, a piece at a time, so that each piece is read from memory
+/// once and scanned from the cache.
+fn check_content(entry: &BundleEntry, content: &[u8], link: Link<'_>, check: &mut BundleCheck) {
+    let mut line_problems = Vec::new();
+    let (scan, content_hash) = scan_operations(content, &mut line_problems);
     if entry.content_hash != content_hash {
         check.problems.push(Problem::new(
             "content_hash",
@@ -187,7 +181,7 @@ pub(super) fn check_content_stage(
     }
     check_link(entry, link, &content_hash, &mut check.problems);
     check.content_hash = Some(content_hash);
-    let scan = scan_operations(content, &mut check.problems);
+    check.problems.append(&mut line_problems);
     compare_with_entry(entry, &scan, &mut check.problems);
     check.operations = scan.operations;
     check.first = scan.first;
@@ -356,10 +350,17 @@ struct Scan {
 /// counted.
 const BAD_LINES_SHOWN: usize = 3;
 
+/// Content is hashed this many bytes ahead of the line being read: a
+/// piece small enough to stay in the core's cache until it is scanned.
+const HASH_AHEAD: usize = 256 << 10;
+
 /// Reads every operation line of `content`: each must parse, and order
 /// and repeats inside the bundle are checked; counts the operations and
-/// distinct DIDs and notes both ends.
-fn scan_operations(content: &[u8], out: &mut Vec<Problem>) -> Scan {
+/// distinct DIDs and notes both ends. Returns that and the content's
+/// SHA-256, computed in the same pass.
+fn scan_operations(content: &[u8], out: &mut Vec<Problem>) -> (Scan, String) {
+    let mut hasher = Sha256::new();
+    let mut hashed = 0usize;
     if !content.is_empty() && content.last() != Some(&b'\n') {
         out.push(Problem::new(
             "content",
@@ -367,9 +368,6 @@ fn scan_operations(content: &[u8], out: &mut Vec<Problem>) -> Scan {
         ));
     }
     let body = content.strip_suffix(b"\n").unwrap_or(content);
-    if body.is_empty() {
-        return Scan::default();
-    }
     let mut seq = Sequencer::default();
     // Borrowed from `content` (owned only for escaped values): no
     // allocation per operation; distinct DIDs are counted by sorting.
@@ -377,7 +375,15 @@ fn scan_operations(content: &[u8], out: &mut Vec<Problem>) -> Scan {
     let mut ends = EdgeTracker::default();
     let mut ops = 0u64;
     let mut bad_lines = 0;
-    for (i, line) in crate::line::split_lines(body).enumerate() {
+    let lines = crate::line::split_lines(body).filter(|_| !body.is_empty());
+    for (i, line) in lines.enumerate() {
+        // Where the line ends in `content`, its newline included.
+        let end = line.as_ptr() as usize - content.as_ptr() as usize + line.len() + 1;
+        if end > hashed {
+            let to = (hashed + HASH_AHEAD).max(end).min(content.len());
+            hasher.update(&content[hashed..to]);
+            hashed = to;
+        }
         ops += 1;
         let field = || format!("operation {}", i + 1);
         let op = match parse_op(line) {
@@ -401,6 +407,7 @@ fn scan_operations(content: &[u8], out: &mut Vec<Problem>) -> Scan {
         ends.observe(op.time, op.created_at, op.cid);
         dids.push(op.did);
     }
+    hasher.update(&content[hashed..]);
     if bad_lines > BAD_LINES_SHOWN {
         out.push(Problem::new(
             "content",
@@ -408,12 +415,13 @@ fn scan_operations(content: &[u8], out: &mut Vec<Problem>) -> Scan {
         ));
     }
     let (first, last) = ends.finish();
-    Scan {
+    let scan = Scan {
         operations: ops,
         distinct_dids: crate::index::count_distinct(dids.iter().map(|d| &**d)),
         first,
         last,
-    }
+    };
+    (scan, hex::encode(hasher.finalize()))
 }
 
 /// Follows the first and the last instant of a bundle's operations and

@@ -1,10 +1,8 @@
 //! Reading and checking the bundle files on worker threads: each worker
 //! takes the next bundle number, reads the file within the bounds its
-//! entry allows, and runs the two stages of [`super::check_bundle`] as a
-//! pipeline so that hashing stays as fast as it was when files were
-//! decompressed before their hash was known.
+//! entry allows, and runs [`super::check_bundle`] on it.
 
-use super::bundle::{self, check_stored_file, BundleCheck, Edge, Link, Problem};
+use super::bundle::{check_bundle, check_stored_file, BundleCheck, Edge, Link, Problem};
 use super::VerifyConfig;
 use crate::index::{bundle_file_name, BundleEntry};
 use crate::progress::{human, Progress};
@@ -47,17 +45,12 @@ pub(super) fn check_files(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(entry) = entries.get(i) else { break };
-                    if !selected[i] {
-                        store(i, from_index(entry));
-                    } else if let Some((done, check)) = worker.check(dir, entries, i, cfg.quick) {
-                        store(done, check);
-                    }
-                    if let Some((done, check)) = worker.take_finished() {
-                        store(done, check);
-                    }
-                }
-                if let Some((done, check)) = worker.finish(entries) {
-                    store(done, check);
+                    let check = if selected[i] {
+                        worker.check(dir, entry, cfg.quick)
+                    } else {
+                        from_index(entry)
+                    };
+                    store(i, check);
                 }
             });
         }
@@ -82,105 +75,34 @@ pub(super) fn check_files(
         .collect()
 }
 
-/// One worker thread's state. Bundles go through it as a two-stage
-/// pipeline: the file of bundle k is hashed together with the content of
-/// the bundle decompressed before it (two independent SHA-256 streams
-/// interleaved run about a quarter faster than one after the other, see
-/// [`crate::sha`]), and a file is decompressed only after its own hash
-/// matched the index. The buffers are reused from one bundle to the next:
+/// One worker thread's buffers, reused from one bundle to the next:
 /// fresh multi-megabyte buffers cost a page fault and a zeroed page per
 /// 4 KB.
 #[derive(Default)]
 struct Worker {
     file: Vec<u8>,
-    /// The content of `pending`'s bundle, decompressed, not yet hashed.
     content: Vec<u8>,
-    /// The bundle whose content waits in `content`: its position in the
-    /// index and what its file showed so far.
-    pending: Option<(usize, BundleCheck)>,
-    /// A pending bundle completed by the last call to `check`.
-    finished: Option<(usize, BundleCheck)>,
 }
 
 impl Worker {
     /// Reads entry `i`'s file (a regular file no longer than the entry
     /// allows) and checks it, in full or with `quick` its hash and size
-    /// only. Returns the check when it is complete; a bundle whose content
-    /// is to be read stays pending until the next call (or
-    /// [`Worker::finish`]), and the previous pending one is then
-    /// available from [`Worker::take_finished`].
-    fn check(
-        &mut self,
-        dir: &Path,
-        entries: &[BundleEntry],
-        i: usize,
-        quick: bool,
-    ) -> Option<(usize, BundleCheck)> {
-        let entry = &entries[i];
+    /// only.
+    fn check(&mut self, dir: &Path, entry: &BundleEntry, quick: bool) -> BundleCheck {
         if let Err(check) = read_file(dir, entry, &mut self.file) {
-            return Some((i, *check));
+            return *check;
         }
         if quick {
             // The chain is followed through the index's content hashes.
             let check = check_stored_file(entry, &self.file);
-            return Some((
-                i,
-                BundleCheck {
-                    problems: check.problems,
-                    content_hash: Some(entry.content_hash.clone()),
-                    operations: entry.operation_count,
-                    ..from_index(entry)
-                },
-            ));
+            return BundleCheck {
+                problems: check.problems,
+                content_hash: Some(entry.content_hash.clone()),
+                operations: entry.operation_count,
+                ..from_index(entry)
+            };
         }
-        let file_hash = match self.pending.take() {
-            Some((p, mut check)) => {
-                let (file_hash, content_hash) =
-                    crate::sha::sha256_hex_pair(&self.file, &self.content);
-                bundle::check_content_stage(
-                    &entries[p],
-                    &self.content,
-                    content_hash,
-                    Link::Unchecked,
-                    &mut check,
-                );
-                self.finished = Some((p, check));
-                file_hash
-            }
-            None => crate::index::sha256_hex(&self.file),
-        };
-        let mut check = BundleCheck::default();
-        if bundle::check_file_stage(
-            entry,
-            &self.file,
-            &file_hash,
-            &mut self.content,
-            &mut check.problems,
-        ) {
-            self.pending = Some((i, check));
-            None
-        } else {
-            Some((i, check))
-        }
-    }
-
-    /// The pending bundle the last [`Worker::check`] completed, if any.
-    fn take_finished(&mut self) -> Option<(usize, BundleCheck)> {
-        self.finished.take()
-    }
-
-    /// Completes the last pending bundle.
-    fn finish(&mut self, entries: &[BundleEntry]) -> Option<(usize, BundleCheck)> {
-        let (p, mut check) = self.pending.take()?;
-        let content_hash = crate::index::sha256_hex(&self.content);
-        bundle::check_content_stage(
-            &entries[p],
-            &self.content,
-            content_hash,
-            Link::Unchecked,
-            &mut check,
-        );
-        Some((p, check))
+        check_bundle(entry, &self.file, Link::Unchecked, &mut self.content)
     }
 }
 
