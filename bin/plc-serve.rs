@@ -60,6 +60,12 @@ struct Args {
     /// larger requests get 431 (or 414, 400) and are closed.
     #[arg(long, default_value_t = 16384, value_name = "BYTES")]
     max_header_bytes: usize,
+    /// Memory for decompressed bundle frames kept for the DID routes, in
+    /// MiB (0: none kept). A one-frame bundle costs about 7 MiB here, so
+    /// the default keeps the 36 most recently asked-for bundles; a DID
+    /// whose bundles are all kept is answered without decompressing.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    did_cache: usize,
     /// No request log on stderr (the address line is still written).
     #[arg(short, long)]
     quiet: bool,
@@ -102,6 +108,7 @@ fn main() -> std::process::ExitCode {
                 max_header_bytes: args.max_header_bytes,
             },
             quiet: args.quiet,
+            did_cache_bytes: args.did_cache.saturating_mul(1 << 20),
         })?;
         let addr = server
             .addr()

@@ -11,7 +11,7 @@
 
 use super::answer::{answer, Answer, Route};
 use super::op::StoredOp;
-use super::store::{DidIndex, Loc};
+use super::store::{BundleFrames, DidIndex, Frame, Loc};
 use crate::error::{Error, IoContext, Result};
 use crate::index::bundle_file_name;
 use std::collections::HashMap;
@@ -26,12 +26,40 @@ pub const BATCH: usize = 4096;
 /// Bundle files kept open at once.
 const OPEN_FILES: usize = 64;
 
+/// A decompressed frame and where its lines are.
+pub struct Decoded {
+    /// The frame's content.
+    pub content: Vec<u8>,
+    /// Each line's range in `content`, without its newline.
+    pub lines: Vec<std::ops::Range<usize>>,
+}
+
+impl Decoded {
+    fn new(content: Vec<u8>) -> Decoded {
+        let base = content.as_ptr() as usize;
+        let body = content.strip_suffix(b"\n").unwrap_or(&content);
+        let lines = crate::line::split_lines(body)
+            .filter(|_| !body.is_empty())
+            .map(|l| {
+                let start = l.as_ptr() as usize - base;
+                start..start + l.len()
+            })
+            .collect();
+        Decoded { content, lines }
+    }
+
+    /// What it costs in memory, for the cache's budget.
+    fn bytes(&self) -> usize {
+        self.content.capacity()
+            + self.lines.capacity() * std::mem::size_of::<std::ops::Range<usize>>()
+    }
+}
+
 /// Reads and decompresses frames of a repository's bundle files, keeping
-/// a few files open and its buffers between reads. One per thread.
+/// a few files open and its buffer between reads. One per thread.
 pub struct FrameReader {
     repo: PathBuf,
     files: HashMap<u32, File>,
-    frame: Vec<u8>,
     compressed: Vec<u8>,
 }
 
@@ -41,14 +69,13 @@ impl FrameReader {
         FrameReader {
             repo: repo.to_path_buf(),
             files: HashMap::new(),
-            frame: Vec::new(),
             compressed: Vec::new(),
         }
     }
 
-    /// Reads and decompresses `len` bytes at `offset` of bundle `n`; the
-    /// content is in `self.frame`.
-    fn read_frame(&mut self, n: u32, offset: u32, len: u32) -> Result<()> {
+    /// Reads and decompresses `frame` of bundle `n`.
+    fn decode(&mut self, n: u32, frame: Frame) -> Result<Decoded> {
+        let (offset, len) = (frame.offset, frame.len);
         if !self.files.contains_key(&n) {
             if self.files.len() >= OPEN_FILES {
                 self.files.clear();
@@ -68,19 +95,87 @@ impl FrameReader {
         // The format's bound: a frame the index points at can hold no more
         // than a bundle's content.
         let bound = crate::repo::MAX_CONTENT;
-        crate::repo::decompress_bounded(&self.compressed, bound, &mut self.frame, true).map_err(|e| {
+        let mut content = Vec::new();
+        crate::repo::decompress_bounded(&self.compressed, bound, &mut content, true).map_err(|e| {
             Error::Archive(format!(
                 "bundle {n:06}: frame at {offset}: {e}; the DID index does not match the file: run plc-index"
             ))
-        })
+        })?;
+        Ok(Decoded::new(content))
     }
 }
 
+/// Decompressed frames shared by a server's threads, the least recently
+/// used dropped first once they hold more than a set number of bytes.
+/// A frame is known by its bundle, its offset and the SHA-256 of the file
+/// the index was built from, so a bundle file replaced under the index is
+/// never answered from the cache.
+pub struct FrameCache {
+    budget: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    used: usize,
+    clock: u64,
+    frames: HashMap<FrameKey, (Arc<Decoded>, u64)>,
+}
+
+type FrameKey = (u32, u32, [u8; 32]);
+
+impl FrameCache {
+    /// A cache holding at most `budget` bytes of frames (0: none kept).
+    pub fn new(budget: usize) -> FrameCache {
+        FrameCache {
+            budget,
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    fn get(&self, key: &FrameKey) -> Option<Arc<Decoded>> {
+        let mut inner = self.inner.lock().expect("cache lock");
+        inner.clock += 1;
+        let now = inner.clock;
+        let (frame, used) = inner.frames.get_mut(key)?;
+        *used = now;
+        Some(frame.clone())
+    }
+
+    fn put(&self, key: FrameKey, frame: Arc<Decoded>) {
+        let size = frame.bytes();
+        if size > self.budget {
+            return;
+        }
+        let mut inner = self.inner.lock().expect("cache lock");
+        inner.clock += 1;
+        let now = inner.clock;
+        if let Some((old, _)) = inner.frames.insert(key, (frame, now)) {
+            inner.used -= old.bytes();
+        }
+        inner.used += size;
+        while inner.used > self.budget {
+            let oldest = inner
+                .frames
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k)
+                .expect("a cache over budget holds a frame");
+            let (gone, _) = inner.frames.remove(&oldest).expect("present");
+            inner.used -= gone.bytes();
+        }
+    }
+}
+
+/// Where [`ops_many`] gets a decompressed frame: given the bundle number,
+/// the frame, and what the index knows of the bundle.
+pub type FrameSource<'a> = dyn FnMut(u32, Frame, &BundleFrames) -> Result<Arc<Decoded>> + 'a;
+
 /// The operations of each DID of `dids`, in archive order, reading each
-/// needed frame once.
+/// needed frame once through `frame`.
 pub fn ops_many<S: AsRef<str>>(
     index: &DidIndex,
-    reader: &mut FrameReader,
+    frame: &mut FrameSource<'_>,
     dids: &[S],
 ) -> Result<Vec<Vec<StoredOp>>> {
     let mut wanted: Vec<(Loc, usize)> = Vec::new();
@@ -91,30 +186,24 @@ pub fn ops_many<S: AsRef<str>>(
     }
     wanted.sort_unstable();
     let mut out: Vec<Vec<StoredOp>> = vec![Vec::new(); dids.len()];
-    let mut current: Option<(u32, usize)> = None;
-    let mut lines: Vec<std::ops::Range<usize>> = Vec::new();
-    let mut first = 0u16;
+    let mut current: Option<(u32, usize, u16, Arc<Decoded>)> = None;
     for (loc, i) in wanted {
         let frames = index.frames(loc.bundle).ok_or_else(|| stale(loc))?;
-        let (k, frame) = frames.frame_of(loc.pos).ok_or_else(|| stale(loc))?;
-        if current != Some((loc.bundle, k)) {
-            reader.read_frame(loc.bundle, frame.offset, frame.len)?;
-            lines.clear();
-            let mut start = 0;
-            for (j, &b) in reader.frame.iter().enumerate() {
-                if b == b'\n' {
-                    lines.push(start..j);
-                    start = j + 1;
-                }
+        let (k, f) = frames.frame_of(loc.pos).ok_or_else(|| stale(loc))?;
+        let decoded = match &current {
+            Some((n, j, _, d)) if (*n, *j) == (loc.bundle, k) => d.clone(),
+            _ => {
+                let d = frame(loc.bundle, f, frames)?;
+                current = Some((loc.bundle, k, f.first, d.clone()));
+                d
             }
-            first = frame.first;
-            current = Some((loc.bundle, k));
-        }
-        let range = lines
-            .get(usize::from(loc.pos - first))
+        };
+        let range = decoded
+            .lines
+            .get(usize::from(loc.pos - f.first))
             .ok_or_else(|| stale(loc))?
             .clone();
-        let op = StoredOp::parse(&reader.frame[range]).map_err(|e| {
+        let op = StoredOp::parse(&decoded.content[range]).map_err(|e| {
             Error::Archive(format!(
                 "bundle {:06}: operation {}: {e}",
                 loc.bundle,
@@ -164,7 +253,12 @@ impl Resolver {
 
     /// The operations of each DID of `dids`, in archive order.
     pub fn ops_many<S: AsRef<str>>(&mut self, dids: &[S]) -> Result<Vec<Vec<StoredOp>>> {
-        ops_many(&self.index, &mut self.reader, dids)
+        let reader = &mut self.reader;
+        ops_many(
+            &self.index,
+            &mut |n, f, _| Ok(Arc::new(reader.decode(n, f)?)),
+            dids,
+        )
     }
 
     /// What the directory answers on `route` for `did`.
@@ -181,14 +275,17 @@ impl Resolver {
 pub struct SharedIndex {
     repo: PathBuf,
     current: Mutex<Option<Arc<DidIndex>>>,
+    cache: FrameCache,
 }
 
 impl SharedIndex {
-    /// For `repo`; nothing is read yet.
-    pub fn new(repo: &Path) -> SharedIndex {
+    /// For `repo`, keeping up to `cache_bytes` of decompressed frames;
+    /// nothing is read yet.
+    pub fn new(repo: &Path, cache_bytes: usize) -> SharedIndex {
         SharedIndex {
             repo: repo.to_path_buf(),
             current: Mutex::new(None),
+            cache: FrameCache::new(cache_bytes),
         }
     }
 
@@ -210,7 +307,16 @@ impl SharedIndex {
     pub fn answer(&self, route: Route, did: &str) -> Result<Answer> {
         let index = self.get()?;
         let mut reader = FrameReader::new(&self.repo);
-        let ops = ops_many(&index, &mut reader, &[did])?
+        let mut frame = |n: u32, f: Frame, b: &BundleFrames| {
+            let key = (n, f.offset, b.file_sha256);
+            if let Some(d) = self.cache.get(&key) {
+                return Ok(d);
+            }
+            let d = Arc::new(reader.decode(n, f)?);
+            self.cache.put(key, d.clone());
+            Ok(d)
+        };
+        let ops = ops_many(&index, &mut frame, &[did])?
             .pop()
             .unwrap_or_default();
         answer(route, did, &ops).map_err(|e| Error::Archive(format!("{did}: {e}")))
@@ -306,4 +412,43 @@ fn error_line(did: &str, a: &Answer) -> Vec<u8> {
     super::json::write_str(&mut line, &msg);
     line.push(b'}');
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(lines: usize) -> Arc<Decoded> {
+        Arc::new(Decoded::new(b"{}\n".repeat(lines)))
+    }
+
+    #[test]
+    fn decoded_frames_know_their_lines() {
+        let d = Decoded::new(b"a\nbc\n\nd\n".to_vec());
+        let lines: Vec<&[u8]> = d.lines.iter().map(|r| &d.content[r.clone()]).collect();
+        assert_eq!(lines, [&b"a"[..], b"bc", b"", b"d"]);
+        assert!(Decoded::new(Vec::new()).lines.is_empty());
+    }
+
+    #[test]
+    fn the_cache_keeps_the_most_recently_used_frames_within_its_budget() {
+        let size = frame(1000).bytes();
+        let cache = FrameCache::new(2 * size + size / 2);
+        let key = |n: u32| (n, 0, [n as u8; 32]);
+        cache.put(key(1), frame(1000));
+        cache.put(key(2), frame(1000));
+        assert!(cache.get(&key(1)).is_some()); // 1 is now newer than 2
+        cache.put(key(3), frame(1000));
+        assert!(cache.get(&key(2)).is_none(), "the least recently used goes");
+        assert!(cache.get(&key(1)).is_some());
+        assert!(cache.get(&key(3)).is_some());
+        assert!(cache.inner.lock().unwrap().used <= 2 * size + size / 2);
+        // The same bundle and offset from another file is another frame.
+        assert!(cache.get(&(1, 0, [9; 32])).is_none());
+        // A frame larger than the whole budget is not kept.
+        let small = FrameCache::new(size / 2);
+        small.put(key(1), frame(1000));
+        assert!(small.get(&key(1)).is_none());
+        assert_eq!(small.inner.lock().unwrap().used, 0);
+    }
 }

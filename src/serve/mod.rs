@@ -50,6 +50,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// No request log.
     pub quiet: bool,
+    /// Bytes of decompressed frames kept for the DID routes.
+    pub did_cache_bytes: usize,
 }
 
 /// A bound server; [`MirrorServer::run`] answers requests until the
@@ -94,7 +96,7 @@ impl MirrorServer {
         let app = Arc::new(routes::App {
             archive,
             started: Instant::now(),
-            dids: crate::did::resolve::SharedIndex::new(&cfg.repo),
+            dids: crate::did::resolve::SharedIndex::new(&cfg.repo, cfg.did_cache_bytes),
         });
         let shared = Arc::new(conn::Shared::new(app, limits, log::Log::new(cfg.quiet)));
         Ok(MirrorServer {
