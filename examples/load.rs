@@ -2,10 +2,13 @@
 //! each on one keep-alive connection, asking plc-serve for `/export` pages
 //! (each client pages through the archive from the start, `after` = the
 //! last createdAt it received, and starts over at the end) or for
-//! `/data/N` files (N = 1..BUNDLES in turn), for SECONDS seconds.
+//! `/data/N` files (N = 1..BUNDLES in turn), or for the audit logs
+//! (`/{did}/log/audit`) of DIDs drawn at random from a file of DIDs (one
+//! per line), for SECONDS seconds.
 //!
 //!     cargo run --release --example load -- 127.0.0.1:8080 export 32 5
 //!     cargo run --release --example load -- 127.0.0.1:8080 data 32 5 20
+//!     cargo run --release --example load -- 127.0.0.1:8080 did 16 5 dids.txt
 //!
 //! Prints one line: `requests=N rps=R p50_ms=X p99_ms=Y errors=E`. Every
 //! answer must be a 200 with a Content-Length (plc-serve never chunks a
@@ -17,25 +20,30 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: load ADDR export|data CLIENTS SECONDS [BUNDLES]";
+    let usage = "usage: load ADDR export|data|did CLIENTS SECONDS [BUNDLES|DIDS_FILE]";
     let [addr, mode, clients, seconds, rest @ ..] = args.as_slice() else {
         eprintln!("{usage}");
         std::process::exit(2);
     };
     let clients: usize = clients.parse().expect(usage);
     let seconds: f64 = seconds.parse().expect(usage);
-    let bundles: u64 = rest.first().map_or(1, |b| b.parse().expect(usage));
-    let export = match mode.as_str() {
-        "export" => true,
-        "data" => false,
+    let mode = match mode.as_str() {
+        "export" => Mode::Export,
+        "data" => Mode::Data(rest.first().map_or(1, |b| b.parse().expect(usage))),
+        "did" => {
+            let text = std::fs::read_to_string(rest.first().expect(usage)).expect("DIDS_FILE");
+            let dids: Vec<String> = text.lines().map(str::to_string).collect();
+            assert!(!dids.is_empty(), "no DIDs in DIDS_FILE");
+            Mode::Did(std::sync::Arc::new(dids))
+        }
         _ => panic!("{usage}"),
     };
     let stop = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|i| {
-            let addr = addr.clone();
-            std::thread::spawn(move || client(&addr, export, bundles, i as u64, stop))
+            let (addr, mode) = (addr.clone(), mode.clone());
+            std::thread::spawn(move || client(&addr, &mode, i as u64, stop))
         })
         .collect();
     let mut latencies = Vec::new();
@@ -61,30 +69,40 @@ fn main() {
     );
 }
 
+/// What the clients ask for.
+#[derive(Clone)]
+enum Mode {
+    Export,
+    /// `/data/N` of this many bundles.
+    Data(u64),
+    /// Audit logs of these DIDs.
+    Did(std::sync::Arc<Vec<String>>),
+}
+
 /// One client's loop: the latency of every answered request, and errors.
-fn client(
-    addr: &str,
-    export: bool,
-    bundles: u64,
-    seed: u64,
-    stop: Instant,
-) -> (Vec<Duration>, u64) {
+fn client(addr: &str, mode: &Mode, seed: u64, stop: Instant) -> (Vec<Duration>, u64) {
     let mut latencies = Vec::new();
     let mut errors = 0;
     let mut after = String::new();
-    let mut n = seed % bundles;
+    let mut n = seed;
+    // A different pseudo-random sequence per client (64-bit LCG).
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut conn: Option<BufReader<TcpStream>> = None;
     let mut body = Vec::new();
     while Instant::now() < stop {
-        let path = if export {
-            if after.is_empty() {
-                "/export?count=1000".to_string()
-            } else {
-                format!("/export?count=1000&after={after}")
+        let path = match mode {
+            Mode::Export if after.is_empty() => "/export?count=1000".to_string(),
+            Mode::Export => format!("/export?count=1000&after={after}"),
+            Mode::Data(bundles) => {
+                n = n % bundles + 1;
+                format!("/data/{n}")
             }
-        } else {
-            n = n % bundles + 1;
-            format!("/data/{n}")
+            Mode::Did(dids) => {
+                rng = rng
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                format!("/{}/log/audit", dids[(rng >> 33) as usize % dids.len()])
+            }
         };
         let t0 = Instant::now();
         let c = match conn.take() {
@@ -105,7 +123,7 @@ fn client(
             Some(c) => {
                 latencies.push(t0.elapsed());
                 conn = Some(c);
-                if export {
+                if matches!(mode, Mode::Export) {
                     after = last_created_at(&body).unwrap_or_default();
                 }
             }

@@ -203,6 +203,28 @@ zstd_bytes=$(zstd -3 -T1 -q -c "$W/sealed.jsonl" | wc -c)
 carry_archive_bytes=$(cat "$W"/C/*.jsonl.zst | wc -c)
 carry_zstd_bytes=$(zstd -3 -T1 -q -c "$W/carry.jsonl" | wc -c)
 
+# plc-verify on archives of other operation mixes and in the other
+# implementations' layout (issue 11, "verification speed on data it has
+# never seen"): the repeating input C, the signed operations S, and all
+# three rewritten the way the Go and Rust implementations write bundles
+# (examples/golayout: a metadata frame, then frames of 100 operations at
+# level 1; the same content and chain). Each against its own floor;
+# --quick on a Go-layout archive against --quick on ours of the same
+# operations.
+verifyon() { # NAME DIR
+    zstd -dc -q "$2"/*.jsonl.zst >"$W/$1.content"
+    measure "vfloor$1" bash -c "zstd -dc -q '$2'/*.jsonl.zst >/dev/null && openssl dgst -sha256 '$W/$1.content' && cat '$2'/*.jsonl.zst | openssl dgst -sha256"
+    measure "v$1" "$B/plc-verify" "$2"
+    measure "q$1" "$B/plc-verify" --quick "$2"
+    rm -f "$W/$1.content"
+}
+for a in R C S; do
+    "$B/examples/golayout" "$W/$a" "$W/${a}go"
+    "$B/plc-verify" -q "$W/${a}go" >/dev/null || { echo "bench: the Go-layout copy of $a does not verify" >&2; exit 2; }
+    verifyon "$a" "$W/$a"
+    verifyon "${a}go" "$W/${a}go"
+done
+
 # The DID index and lookups (issue 13). plc-index from scratch on the
 # sealed archive R, against plc-verify on the same files; then one more
 # bundle on an indexed archive of BUNDLES bundles; then the audit logs of
@@ -226,6 +248,26 @@ measure didlookup bash -c "'$B/plc-did' --repo '$W/R' --audit <'$W/dids.txt'; [ 
 reps=$(( (100 + bundles - 1) / bundles ))
 measure zstd100 bash -c "for i in \$(seq $reps); do zstd -dc -q '$W'/R/*.jsonl.zst; done >/dev/null"
 did_index_bytes=$(cat "$W"/R/did-index/* | wc -c)
+# The same DIDs' audit logs through plc-serve: 16 keep-alive clients for
+# 3 s, each asking for random DIDs of the 1,000; with the default cache of
+# decompressed frames (it holds the whole archive here) and with none
+# (every request decompresses the bundles its DID is in).
+for cache in 256 0; do
+    "$B/plc-serve" --repo "$W/R" --listen 127.0.0.1:0 --quiet --did-cache "$cache" 2>"$W/serve.log" &
+    server=$!
+    url=
+    for _ in $(seq 100); do
+        url=$(sed -n 's/^plc-serve: serving .* on \(http:[^ ]*\)$/\1/p' "$W/serve.log")
+        [ -n "$url" ] && break
+        sleep 0.05
+    done
+    [ -n "$url" ] || { echo "bench: plc-serve did not start" >&2; exit 2; }
+    "$B/examples/load" "${url#http://}" did 16 3 "$W/dids.txt" >"$W/didserve$cache.load"
+    echo "$(cat "$W/didserve$cache.load") rss_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$server/status")" >"$W/didserve$cache.load"
+    kill "$server"
+    wait "$server" 2>/dev/null || true
+    server=
+done
 
 echo
 echo "Input: $bundles bundles ($ops operations, $(wc -c <"$W/ops.jsonl") bytes), median of $runs runs, $(nproc) cores."
@@ -256,11 +298,32 @@ done
 row audit "plc-audit --repo, $bundles bundles of signed operations: $audit_rate ops/s (openssl ecdsap256 verify, 1 core: $ossl_wall/s wall, $ossl_cpu/s cpu)" "$(ratio "$audit_rate" "$ossl_wall")" "≥ 1.0 (ops/s over openssl's verify/s)"
 echo "| archive size / zstd -3 of the same content | $archive_bytes / $zstd_bytes bytes | | | $(ratio3 "$archive_bytes" "$zstd_bytes") | ≤ 1.0 |"
 echo "| the same, with 45% of operations repeating a recent DID's keys | $carry_archive_bytes / $carry_zstd_bytes bytes | | | $(ratio3 "$carry_archive_bytes" "$carry_zstd_bytes") | ≤ 1.0 |"
+for a in R C S; do
+    label=$(case $a in R) echo "plain input";; C) echo "repeating input (45%)";; S) echo "signed operations";; esac)
+    row "vfloor$a" "verification floor, $label" "1.00" ""
+    row "v$a" "plc-verify, $label" "$(ratio "$(col "v$a" 1)" "$(col "vfloor$a" 1)")" "≤ 0.5"
+    row "vfloor${a}go" "verification floor, $label, Go/Rust layout" "1.00" ""
+    row "v${a}go" "plc-verify, $label, Go/Rust layout" "$(ratio "$(col "v${a}go" 1)" "$(col "vfloor${a}go" 1)")" "≤ 0.5"
+    row "q$a" "plc-verify --quick, $label" "1.00" ""
+    row "q${a}go" "plc-verify --quick, $label, Go/Rust layout (ratio to ours)" "$(ratio "$(col "q${a}go" 1)" "$(col "q$a" 1)")" "≤ 1.2"
+done
 row zstd100 "floor: zstd -dc of $((reps * bundles)) bundles" "1.00" ""
 row didlookup "plc-did --audit, 1,000 random DIDs of $bundles bundles, one process" "$(ratio "$(col didlookup 1)" "$(col zstd100 1)")" "≤ 1.0, ≤ 64 MB"
 row didindex "plc-index, $bundles bundles from scratch (ratio to plc-verify)" "$(ratio "$(col didindex 1)" "$(col verify 1)")" "≤ 1.0"
 row didindex1 "plc-index, 1 bundle added to $bundles indexed (ratio to all $bundles)" "$(ratio "$(col didindex1 1)" "$(col didindex 1)")" "≤ 0.1"
 echo "| DID index size / archive size | $did_index_bytes / $archive_bytes bytes | | | $(ratio3 "$did_index_bytes" "$archive_bytes") | ≤ 0.15 |"
+echo
+echo "plc-serve answering /{did}/log/audit for random DIDs of the 1,000, 16 keep-alive clients for 3 s:"
+echo
+echo "| frames cached | requests | req/s | p50 ms | p99 ms (target < 20) | errors | plc-serve peak RSS MB |"
+echo "|---|---|---|---|---|---|---|"
+for cache in 256 0; do
+    python3 - "$W/didserve$cache.load" "$cache" <<'PY'
+import sys
+f = dict(kv.split("=") for kv in open(sys.argv[1]).read().split())
+print(f"| {sys.argv[2]} MiB | {f['requests']} | {f['rps']} | {f['p50_ms']} | {f['p99_ms']} | {f['errors']} | {int(f['rss_kb']) / 1024:.1f} |")
+PY
+done
 echo
 echo "plc-serve on 127.0.0.1 under 32 keep-alive clients for 3 s (examples/load.rs; /export pages of 1000, /data/N files of the $bundles bundles):"
 echo
