@@ -287,26 +287,33 @@ fn read_batch(
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<BundleRecords>>> = Mutex::new(vec![None; batch.len()]);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, batch.len()) {
-            s.spawn(|| {
-                let mut bufs = BundleBuffers::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= batch.len() || failure.lock().expect("lock").is_some() {
-                        return;
-                    }
-                    match read_bundle(repo, &batch[i], &mut bufs) {
-                        Ok(r) => results.lock().expect("lock")[i] = Some(r),
-                        Err(e) => {
-                            failure.lock().expect("lock").get_or_insert(e);
-                            return;
-                        }
-                    }
+    let work = || {
+        let mut bufs = BundleBuffers::default();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= batch.len() || failure.lock().expect("lock").is_some() {
+                return;
+            }
+            match read_bundle(repo, &batch[i], &mut bufs) {
+                Ok(r) => results.lock().expect("lock")[i] = Some(r),
+                Err(e) => {
+                    failure.lock().expect("lock").get_or_insert(e);
+                    return;
                 }
-            });
+            }
         }
-    });
+    };
+    match threads.clamp(1, batch.len()) {
+        // One bundle (the usual incremental run) on this thread: a thread
+        // of its own would cost more than the bundle, its buffers being
+        // freed with a TLB shootdown across cores.
+        1 => work(),
+        n => std::thread::scope(|s| {
+            for _ in 0..n {
+                s.spawn(work);
+            }
+        }),
+    }
     if let Some(e) = failure.into_inner().expect("lock") {
         return Err(e);
     }
@@ -412,7 +419,7 @@ pub fn read_bundle(
             len: (off - group_start) as u32,
             first: pos as u16,
         });
-        for line in group[..group.len() - 1].split(|&b| b == b'\n') {
+        for line in crate::line::split_lines(&group[..group.len() - 1]) {
             let did = did_of(line).map_err(|r| bad(format!("operation {}: {r}", pos + 1)))?;
             if pos > usize::from(u16::MAX) {
                 return Err(bad("more operations than the index can number".into()));
