@@ -17,8 +17,13 @@ struct Serve {
 
 impl Serve {
     fn start(repo: &str) -> Serve {
+        Serve::start_with(repo, &[])
+    }
+
+    fn start_with(repo: &str, extra: &[&str]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_plc-serve"))
             .args(["--repo", repo, "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -148,5 +153,28 @@ fn did_routes_answer_as_the_model_and_pick_up_new_bundles_without_restart() {
     assert!(late.len() > 20);
     for did in late {
         check(&agent, &serve.url, did, did, &by[did]);
+    }
+}
+
+/// The frame cache changes nothing but speed: with none, and with one
+/// too small to hold a frame, every answer is still the model's, asked
+/// twice in a row.
+#[test]
+fn did_routes_answer_the_same_without_a_frame_cache() {
+    let ops = did_synth::generate(12_000, 78);
+    let tmp = TempDir::new("did-serve-nocache");
+    let repo = tmp.join("repo");
+    seal_and_index(&repo, &ops[..10_000]);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let (order, by) = by_did(&ops[..10_000]);
+    for cache in ["0", "1"] {
+        let serve = Serve::start_with(&repo, &["--did-cache", cache]);
+        for did in order.iter().step_by(97) {
+            check(&agent, &serve.url, did, did, &by[did]);
+            check(&agent, &serve.url, did, did, &by[did]);
+        }
     }
 }
