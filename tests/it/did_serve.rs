@@ -50,6 +50,14 @@ impl Drop for Serve {
     }
 }
 
+/// A client that returns 4xx and 5xx answers instead of failing on them.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
 fn get(agent: &ureq::Agent, url: &str) -> (u16, String, Vec<u8>) {
     let mut r = agent.get(url).call().unwrap();
     let ct = r
@@ -118,10 +126,7 @@ fn did_routes_answer_as_the_model_and_pick_up_new_bundles_without_restart() {
     let repo = tmp.join("repo");
     seal_and_index(&repo, &ops[..20_000]);
     let serve = Serve::start(&repo);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = agent();
     let (order, by) = by_did(&ops[..20_000]);
     for did in order.iter().step_by(37) {
         check(&agent, &serve.url, did, did, &by[did]);
@@ -165,10 +170,7 @@ fn did_routes_answer_the_same_without_a_frame_cache() {
     let tmp = TempDir::new("did-serve-nocache");
     let repo = tmp.join("repo");
     seal_and_index(&repo, &ops[..10_000]);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = agent();
     let (order, by) = by_did(&ops[..10_000]);
     for cache in ["0", "1"] {
         let serve = Serve::start_with(&repo, &["--did-cache", cache]);
