@@ -522,6 +522,39 @@ mod tests {
         assert!(accepted > 1000, "the scanner took only {accepted} mutants");
     }
 
+    #[test]
+    fn the_scanner_agrees_with_serde_on_lines_changed_in_several_places() {
+        // Two to four bytes of a realistic operation changed at once (to
+        // bytes that matter to JSON),
+        // at positions and values from a fixed pseudo-random sequence;
+        // verdicts and fields must be serde_json's.
+        let ops = crate::synth::generate(40, &crate::synth::SynthOptions::default());
+        let alphabet = b"{}[]:,\"0-1.eEtfnulx";
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        let (mut accepted, mut refused) = (0, 0);
+        for op in &ops {
+            for _ in 0..500 {
+                let mut m = op.line.clone();
+                for _ in 0..2 + next(3) {
+                    let pos = next(m.len());
+                    m[pos] = alphabet[next(alphabet.len())];
+                }
+                match scan(&m) {
+                    Some(_) => accepted += 1,
+                    None => refused += 1,
+                }
+                assert_same_as_serde(&m);
+            }
+        }
+        assert!(accepted > 500 && refused > 5000, "{accepted} {refused}");
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_quote_index_finds_the_same_string_ends_as_the_byte_scan() {
