@@ -393,14 +393,16 @@ pub enum KeyType {
 pub fn key_type(key: &str) -> Option<KeyType> {
     let encoded = key.strip_prefix("did:key:z")?;
     let bytes = bs58::decode(encoded).into_vec().ok()?;
-    let (kind, point) = if let Some(p) = bytes.strip_prefix(&SECP256K1) {
-        (KeyType::Secp256k1, p)
+    // The directory parses the key (@atproto/crypto's parseDidKey, which
+    // decompresses the point) and adds no context for one it cannot
+    // parse: a point must be on its curve.
+    if let Some(p) = bytes.strip_prefix(&SECP256K1) {
+        (p.len() == 33 && secp256k1::PublicKey::from_slice(p).is_ok()).then_some(KeyType::Secp256k1)
     } else if let Some(p) = bytes.strip_prefix(&P256) {
-        (KeyType::P256, p)
+        (p.len() == 33 && p256::PublicKey::from_sec1_bytes(p).is_ok()).then_some(KeyType::P256)
     } else {
-        return None;
-    };
-    (point.len() == 33 && matches!(point[0], 2 | 3)).then_some(kind)
+        None
+    }
 }
 
 /// The `@context` entry a verification key adds to the document.
@@ -411,14 +413,40 @@ fn key_context(key: &str) -> Option<&'static str> {
     })
 }
 
-/// A DID as it appears in a request path, percent-decoded
-/// (`did%3Aplc%3A...` is `did:plc:...`). A malformed escape or a decoding
-/// that is not UTF-8 leaves the text as it was.
-pub fn decode_did(path_segment: &str) -> String {
-    percent_encoding::percent_decode_str(path_segment)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .unwrap_or_else(|_| path_segment.to_string())
+/// A DID as it appears in a request path, percent-decoded as the
+/// directory's router decodes a path parameter (JavaScript's
+/// `decodeURIComponent`, in Express 4): `did%3Aplc%3A...` is
+/// `did:plc:...`. A `%` not followed by two hex digits, or escapes that
+/// do not decode to UTF-8, make the directory answer 400 `{"message":
+/// "Failed to decode param '<segment>'"}` on every DID route: that answer
+/// is the `Err`.
+pub fn decode_did(path_segment: &str) -> Result<String, Answer> {
+    let b = path_segment.as_bytes();
+    let well_formed = b.iter().enumerate().all(|(i, &c)| {
+        c != b'%'
+            || (b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    let decoded = well_formed
+        .then(|| {
+            percent_encoding::percent_decode_str(path_segment)
+                .decode_utf8()
+                .ok()
+        })
+        .flatten();
+    decoded.map(|s| s.into_owned()).ok_or_else(|| {
+        let mut body = b"{\"message\":".to_vec();
+        json::write_str(
+            &mut body,
+            &format!("Failed to decode param '{path_segment}'"),
+        );
+        body.push(b'}');
+        Answer {
+            status: 400,
+            content_type: JSON,
+            body,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -434,8 +462,6 @@ mod tests {
 
     #[test]
     fn key_types_from_the_multicodec_prefix() {
-        assert_eq!(key_type(&did_key(SECP256K1, 2)), Some(KeyType::Secp256k1));
-        assert_eq!(key_type(&did_key(P256, 3)), Some(KeyType::P256));
         assert_eq!(key_type(&did_key(P256, 4)), None);
         assert_eq!(key_type(&did_key([0xed, 0x01], 2)), None);
         assert_eq!(key_type("did:key:zQ3sh0OIl"), None, "not base58");
@@ -444,9 +470,53 @@ mod tests {
 
     #[test]
     fn percent_decoding() {
-        assert_eq!(decode_did("did%3Aplc%3Aabc"), "did:plc:abc");
-        assert_eq!(decode_did("did:plc:abc"), "did:plc:abc");
-        assert_eq!(decode_did("bad%zz"), "bad%zz");
-        assert_eq!(decode_did("%FF"), "%FF");
+        assert_eq!(decode_did("did%3Aplc%3Aabc").unwrap(), "did:plc:abc");
+        assert_eq!(decode_did("did:plc:abc").unwrap(), "did:plc:abc");
+        assert_eq!(decode_did("d%C3%A9%2F%25").unwrap(), "dé/%");
+        // decodeURIComponent throws on these; Express answers 400.
+        for bad in ["bad%zz", "%FF", "a%", "a%4", "%C3", "%ED%A0%80"] {
+            let a = decode_did(bad).unwrap_err();
+            assert_eq!(a.status, 400, "{bad}");
+            let want = format!("Failed to decode param '{bad}'");
+            assert_eq!(a.error_message().as_deref(), Some(want.as_str()));
+        }
+    }
+
+    #[test]
+    fn a_key_off_its_curve_adds_no_context() {
+        // A real key's point is on its curve.
+        let k = secp256k1::PublicKey::from_secret_key(
+            &secp256k1::Secp256k1::signing_only(),
+            &secp256k1::SecretKey::from_slice(&[7u8; 32]).unwrap(),
+        )
+        .serialize();
+        let with = |prefix: [u8; 2], point: &[u8]| {
+            let mut b = prefix.to_vec();
+            b.extend_from_slice(point);
+            format!("did:key:z{}", bs58::encode(b).into_string())
+        };
+        assert_eq!(key_type(&with(SECP256K1, &k)), Some(KeyType::Secp256k1));
+        let p = p256::SecretKey::from_slice(&[7u8; 32])
+            .unwrap()
+            .public_key();
+        let p = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&p, true);
+        assert_eq!(key_type(&with(P256, p.as_bytes())), Some(KeyType::P256));
+        // x = 2^256 - 1, above both fields' p: a point of neither.
+        let mut off = [0xffu8; 33];
+        off[0] = 2;
+        assert_eq!(key_type(&with(SECP256K1, &off)), None);
+        assert_eq!(key_type(&with(P256, &off)), None);
+        // A P-256 point's bytes under the secp256k1 prefix, and the other
+        // way round, are on the wrong curve as often as not; the answer
+        // must be what each curve's own parser says.
+        for seed in 1..40u8 {
+            let k = secp256k1::PublicKey::from_secret_key(
+                &secp256k1::Secp256k1::signing_only(),
+                &secp256k1::SecretKey::from_slice(&[seed; 32]).unwrap(),
+            )
+            .serialize();
+            let on_p256 = p256::PublicKey::from_sec1_bytes(&k).is_ok();
+            assert_eq!(key_type(&with(P256, &k)).is_some(), on_p256);
+        }
     }
 }

@@ -341,7 +341,8 @@ pub enum Dids<R> {
 
 /// `plc-did`: writes one line per DID to `out` (the route's body, or
 /// `{"did":...,"error":...}`), in input order. Returns how many DIDs got
-/// an error line. DIDs are percent-decoded first.
+/// an error line. DIDs are percent-decoded first; one that does not
+/// decode gets the directory's 400 message as its error.
 pub fn run<R: BufRead>(
     repo: &Path,
     route: Route,
@@ -350,11 +351,22 @@ pub fn run<R: BufRead>(
 ) -> Result<u64> {
     let mut resolver = Resolver::open(repo)?;
     let mut failed = 0u64;
+    // Each DID as decoded (as given when it does not decode, with the
+    // directory's 400 answer for it).
     let mut batch: Vec<String> = Vec::with_capacity(BATCH);
-    let mut flush = |batch: &mut Vec<String>, resolver: &mut Resolver| -> Result<()> {
+    let mut undecodable: Vec<Option<Answer>> = Vec::with_capacity(BATCH);
+    let mut flush = |batch: &mut Vec<String>,
+                     undecodable: &mut Vec<Option<Answer>>,
+                     resolver: &mut Resolver|
+     -> Result<()> {
         let ops = resolver.ops_many(batch)?;
-        for (did, ops) in batch.iter().zip(ops) {
-            let a = answer(route, did, &ops).map_err(|e| Error::Archive(format!("{did}: {e}")))?;
+        for ((did, ops), bad) in batch.iter().zip(ops).zip(undecodable.drain(..)) {
+            let a = match bad {
+                Some(a) => a,
+                None => {
+                    answer(route, did, &ops).map_err(|e| Error::Archive(format!("{did}: {e}")))?
+                }
+            };
             let mut line = if a.status == 200 {
                 a.body
             } else {
@@ -367,12 +379,24 @@ pub fn run<R: BufRead>(
         batch.clear();
         Ok(())
     };
+    let push = |text: &str, batch: &mut Vec<String>, undecodable: &mut Vec<Option<Answer>>| {
+        match super::answer::decode_did(text) {
+            Ok(did) => {
+                batch.push(did);
+                undecodable.push(None);
+            }
+            Err(a) => {
+                batch.push(text.to_string());
+                undecodable.push(Some(a));
+            }
+        }
+    };
     match dids {
         Dids::Args(args) => {
             for a in args {
-                batch.push(super::answer::decode_did(&a));
+                push(&a, &mut batch, &mut undecodable);
                 if batch.len() == BATCH {
-                    flush(&mut batch, &mut resolver)?;
+                    flush(&mut batch, &mut undecodable, &mut resolver)?;
                 }
             }
         }
@@ -390,14 +414,14 @@ pub fn run<R: BufRead>(
                 }
                 let text = std::str::from_utf8(&buf)
                     .map_err(|e| Error::input(n, format!("not UTF-8: {e}")))?;
-                batch.push(super::answer::decode_did(text));
+                push(text, &mut batch, &mut undecodable);
                 if batch.len() == BATCH {
-                    flush(&mut batch, &mut resolver)?;
+                    flush(&mut batch, &mut undecodable, &mut resolver)?;
                 }
             }
         }
     }
-    flush(&mut batch, &mut resolver)?;
+    flush(&mut batch, &mut undecodable, &mut resolver)?;
     out.flush().ctx(|| "writing output")?;
     Ok(failed)
 }

@@ -82,13 +82,18 @@ fn is_did_path(path: &str) -> bool {
         .split('/')
         .next()
         .unwrap_or_default();
-    crate::did::answer::decode_did(first).starts_with("did:")
+    // Leniently decoded: a malformed escape in a DID is the DID route's
+    // to answer (400, as the directory does).
+    percent_encoding::percent_decode_str(first)
+        .decode_utf8_lossy()
+        .starts_with("did:")
 }
 
 /// The DID routes (`GET /{did}`, `/{did}/data`, `/{did}/log`,
 /// `/{did}/log/audit`, `/{did}/log/last`), answered from the DID index as
 /// the official directory answers them (`crate::did::answer`). The DID is
-/// percent-decoded; a path of another shape is 404 "not found".
+/// percent-decoded (400 for a malformed escape, as the directory's
+/// router answers); a path of another shape is 404 "not found".
 fn did(app: &App, path: &str, _query: &str) -> Response<Body> {
     use crate::did::answer::{decode_did, Route};
     let rest = path.strip_prefix('/').unwrap_or(path);
@@ -96,8 +101,11 @@ fn did(app: &App, path: &str, _query: &str) -> Response<Body> {
     let Some(route) = Route::from_suffix(suffix).filter(|_| !segment.is_empty()) else {
         return json_error(404, "not found");
     };
-    let did = decode_did(segment);
-    match app.dids.answer(route, &did) {
+    let answer = match decode_did(segment) {
+        Ok(did) => app.dids.answer(route, &did),
+        Err(bad_escape) => Ok(bad_escape),
+    };
+    match answer {
         Ok(a) => {
             let mut r = ok(a.content_type, Body::bytes(a.body));
             *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);

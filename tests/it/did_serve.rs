@@ -143,6 +143,18 @@ fn did_routes_answer_as_the_model_and_pick_up_new_bundles_without_restart() {
         let decoded = odd.replace("%22", "\"");
         check(&agent, &serve.url, odd, &decoded, &[]);
     }
+    // A malformed escape: the directory's router refuses to decode it.
+    for raw in ["did:plc:%zz", "did%3Aplc%3A%FF", "did:plc:ab%2"] {
+        let want = crate::common::did_model::decode_segment(raw).unwrap_err();
+        for route in ["", "/data", "/log", "/log/last", "/log/audit"] {
+            let (status, ct, body) = get(&agent, &format!("{}/{raw}{route}", serve.url));
+            assert_eq!(
+                (status, ct.as_str(), body.as_slice()),
+                (want.status, want.content_type, want.body.as_slice()),
+                "{raw}{route}"
+            );
+        }
+    }
     let (status, _, _) = get(&agent, &format!("{}/{}/log/nope", serve.url, order[0]));
     assert_eq!(status, 404);
     // A bundle sealed and indexed while the server runs is answered.

@@ -2,9 +2,11 @@
 //! creations (current and legacy `create`), updates that change handles
 //! and PDS, key rotations, tombstones, and operations nullified by a
 //! recovery operation within 72 hours, interleaved across DIDs in one
-//! chronological archive. Keys are random points encoded as `did:key`
-//! with the secp256k1 or P-256 multicodec prefix (signatures are random:
-//! nothing here checks them).
+//! chronological archive. Keys are public keys of random secrets
+//! (libsecp256k1 and the p256 crate), encoded as `did:key` with the
+//! secp256k1 or P-256 multicodec prefix, and a few are bytes that are no
+//! point of the curve their prefix names (signatures are random: nothing
+//! here checks them).
 //!
 //! Besides each line's bytes it keeps what it meant (the decoded strings,
 //! every object's entries in the order written, each key's type), so the
@@ -23,6 +25,9 @@ pub enum Curve {
     P256,
     /// Not a did:key this directory knows (a stray value).
     Unknown,
+    /// A known multicodec prefix, but the bytes are no point of the
+    /// curve: the directory cannot parse it either.
+    BadPoint,
 }
 
 /// A verification key: its text and what it is.
@@ -133,11 +138,37 @@ fn key(rng: &mut Rng, p256_percent: u64) -> Key {
     } else {
         ([0xe7u8, 0x01], Curve::K256)
     };
-    let mut bytes = prefix.to_vec();
-    bytes.push(2 + rng.below(2) as u8);
-    for _ in 0..32 {
-        bytes.push(rng.next() as u8);
+    let mut secret = [0u8; 32];
+    for b in &mut secret {
+        *b = rng.next() as u8;
     }
+    secret[0] = secret[0].clamp(1, 0x7f); // nonzero, below either order
+    let point: Vec<u8> = if rng.percent(3) {
+        // x = 2^256 - 1, above both fields' p: a point of neither curve,
+        // which the directory cannot parse and gives no @context.
+        let mut p = vec![2 + rng.below(2) as u8];
+        p.extend_from_slice(&[0xff; 32]);
+        let mut bytes = prefix.to_vec();
+        bytes.extend_from_slice(&p);
+        return Key {
+            text: format!("did:key:z{}", bs58::encode(bytes).into_string()),
+            curve: Curve::BadPoint,
+        };
+    } else if curve == Curve::P256 {
+        let pk = p256::SecretKey::from_slice(&secret).unwrap().public_key();
+        p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&pk, true)
+            .as_bytes()
+            .to_vec()
+    } else {
+        secp256k1::PublicKey::from_secret_key(
+            &secp256k1::Secp256k1::signing_only(),
+            &secp256k1::SecretKey::from_slice(&secret).unwrap(),
+        )
+        .serialize()
+        .to_vec()
+    };
+    let mut bytes = prefix.to_vec();
+    bytes.extend_from_slice(&point);
     Key {
         text: format!("did:key:z{}", bs58::encode(bytes).into_string()),
         curve,
