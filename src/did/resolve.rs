@@ -118,6 +118,8 @@ pub struct FrameCache {
 #[derive(Default)]
 struct CacheInner {
     used: usize,
+    /// Bytes evicted since memory was last given back.
+    evicted: usize,
     clock: u64,
     frames: HashMap<FrameKey, (Arc<Decoded>, u64)>,
 }
@@ -163,6 +165,16 @@ impl FrameCache {
                 .expect("a cache over budget holds a frame");
             let (gone, _) = inner.frames.remove(&oldest).expect("present");
             inner.used -= gone.bytes();
+            inner.evicted += gone.bytes();
+        }
+        // Every half budget evicted, freed memory goes back to the system.
+        let trim = inner.evicted > self.budget / 2;
+        if trim {
+            inner.evicted = 0;
+        }
+        drop(inner);
+        if trim {
+            give_back_freed_memory();
         }
     }
 }
@@ -170,6 +182,22 @@ impl FrameCache {
 /// Where [`ops_many`] gets a decompressed frame: given the bundle number,
 /// the frame, and what the index knows of the bundle.
 pub type FrameSource<'a> = dyn FnMut(u32, Frame, &BundleFrames) -> Result<Arc<Decoded>> + 'a;
+
+/// Hands the pages of freed memory back to the system. glibc keeps the
+/// multi-megabyte buffers of evicted frames for reuse, which is not
+/// always possible (a new frame of another size, freed pieces apart): a
+/// 64 MiB cache evicting all the time held 220-260 MB. Trimming after
+/// every eviction kept it at 135-155 MB but cost a quarter of the
+/// requests per second (the pages are faulted in again); after every
+/// half budget evicted, it costs a fraction of that.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system; it is
+    // thread-safe and touches nothing in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// The operations of each DID of `dids`, in archive order, reading each
 /// needed frame once through `frame`.
