@@ -390,9 +390,13 @@ fn memory_is_bounded_by_the_bundles_in_flight_not_the_archive() {
     let small = clone_peak_rss_kib(&["-q", "--jobs", "2", "--url", &src, "--bundles", "1-3"]);
     let large = clone_peak_rss_kib(&["-q", "--jobs", "2", "--url", &src]);
     // Nine more bundles copied; holding them would add about nine
-    // bundles' content. The window holds at most two (plus a file each).
+    // bundles' content. The window holds at most two (plus a file each),
+    // and the allocator may keep a freed content and file per download
+    // thread: measured 24-30 MB against 23.5 MB for the small run, and
+    // once 43 MB (3 bundles more) while the machine was deleting 45 GB.
+    // Five bundles still tells a window from a hoard of nine.
     assert!(
-        large < small + 3 * content_kib,
+        large < small + 5 * content_kib,
         "peak RSS {small} KiB for 3 bundles, {large} KiB for 12 (a bundle is {content_kib} KiB)"
     );
 }
