@@ -287,6 +287,9 @@ fn read_batch(
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<BundleRecords>>> = Mutex::new(vec![None; batch.len()]);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
+    // A lone bundle (the usual incremental run) is read on this thread,
+    // its file hashed on a second one.
+    let lone = batch.len() == 1 && threads > 1;
     let work = || {
         let mut bufs = BundleBuffers::default();
         loop {
@@ -294,7 +297,7 @@ fn read_batch(
             if i >= batch.len() || failure.lock().expect("lock").is_some() {
                 return;
             }
-            match read_bundle(repo, &batch[i], &mut bufs) {
+            match read_bundle(repo, &batch[i], &mut bufs, lone) {
                 Ok(r) => results.lock().expect("lock")[i] = Some(r),
                 Err(e) => {
                     failure.lock().expect("lock").get_or_insert(e);
@@ -360,10 +363,17 @@ pub struct BundleBuffers {
 /// Reads one bundle: checks its file against the index entry, finds its
 /// frames (runs of frames that end on a line boundary), and returns one
 /// record per operation.
+///
+/// With `hash_aside` (the lone bundle of an incremental run, which has no
+/// other bundle to share the cores with), the file's SHA-256 is computed
+/// on a second thread while this one decodes the file; the decoding is
+/// bounded by the entry like any other, and its result is used only if
+/// the hash matches.
 pub fn read_bundle(
     repo: &Path,
     entry: &BundleEntry,
     bufs: &mut BundleBuffers,
+    hash_aside: bool,
 ) -> Result<(Vec<[u8; RECORD_LEN]>, BundleFrames)> {
     let n = entry.bundle_number;
     let path = repo.join(bundle_file_name(n));
@@ -373,12 +383,40 @@ pub fn read_bundle(
     let BundleBuffers { file, part, group } = bufs;
     let file = &file[..];
     let bad = |what: String| Error::Archive(format!("bundle {n:06}: {what}; run plc-verify"));
-    let sha: [u8; 32] = Sha256::digest(file).into();
-    if hex::encode(sha) != entry.compressed_hash {
-        return Err(bad(
-            "the file does not match the index's compressed_hash".into()
-        ));
+    let check = |sha: [u8; 32]| {
+        if hex::encode(sha) == entry.compressed_hash {
+            Ok(sha)
+        } else {
+            Err(bad(
+                "the file does not match the index's compressed_hash".into()
+            ))
+        }
+    };
+    if !hash_aside {
+        let sha = check(Sha256::digest(file).into())?;
+        return decode_bundle(file, entry, sha, part, group);
     }
+    std::thread::scope(|s| {
+        let hasher = s.spawn(|| -> [u8; 32] { Sha256::digest(file).into() });
+        let decoded = decode_bundle(file, entry, [0; 32], part, group);
+        let sha = check(hasher.join().expect("hashing does not panic"))?;
+        let (records, mut frames) = decoded?;
+        frames.file_sha256 = sha;
+        Ok((records, frames))
+    })
+}
+
+/// Decodes one bundle file whose hash is `sha`: its frames (runs of
+/// frames that end on a line boundary) and one record per operation.
+fn decode_bundle(
+    file: &[u8],
+    entry: &BundleEntry,
+    sha: [u8; 32],
+    part: &mut Vec<u8>,
+    group: &mut Vec<u8>,
+) -> Result<(Vec<[u8; RECORD_LEN]>, BundleFrames)> {
+    let n = entry.bundle_number;
+    let bad = |what: String| Error::Archive(format!("bundle {n:06}: {what}; run plc-verify"));
     if file.len() > u32::MAX as usize || entry.operation_count > u64::from(u16::MAX) + 1 {
         return Err(bad("too large for the DID index".into()));
     }

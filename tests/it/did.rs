@@ -244,7 +244,9 @@ fn archives_of_many_frames_with_a_metadata_frame_are_indexed() {
     let dir = TempDir::new("did-go");
     let repo = dir.path().join("repo");
     crate::common::other_impls::write_go_archive(&repo, &did_synth::as_synth(&ops));
-    index(&repo, &[]);
+    // One bundle per batch: each read the way an incremental run reads
+    // its lone new bundle (file hashed on a second thread).
+    index(&repo, &["--batch", "1", "--threads", "2"]);
     let (order, by) = histories(&ops);
     let some: Vec<String> = order.iter().step_by(7).cloned().collect();
     check_against_model(&repo, &some, &some, &by);
@@ -326,6 +328,56 @@ fn indexing_is_incremental_across_seals_and_idempotent() {
             "{n}"
         );
     }
+}
+
+#[test]
+fn a_bundle_file_that_does_not_match_its_hash_is_refused_and_the_index_kept() {
+    let ops = did_synth::generate(30_000, 17);
+    let dir = TempDir::new("did-tamper");
+    let repo = dir.path().join("repo");
+    seal(&repo, &ops[..20_000]);
+    index(&repo, &[]);
+    seal(&repo, &ops[20_000..]);
+    let file = repo.join("000003.jsonl.zst");
+    let good = std::fs::read(&file).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x20;
+    std::fs::write(&file, &bad).unwrap();
+    let before = std::fs::read(repo.join("did-index/manifest.json")).unwrap();
+    // The lone new bundle (hashed beside the decoding) and the one-thread
+    // path refuse it alike, and leave the index as it was.
+    for threads in ["2", "1"] {
+        let out = tool(
+            "plc-index",
+            &["--repo", repo.to_str().unwrap(), "--threads", threads],
+            b"",
+        );
+        assert_eq!(out.code, Some(2), "threads {threads}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("bundle 000003")
+                && out.stderr.contains("compressed_hash")
+                && out.stderr.lines().count() == 1,
+            "threads {threads}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            std::fs::read(repo.join("did-index/manifest.json")).unwrap(),
+            before
+        );
+    }
+    // From scratch, on many threads, the same.
+    std::fs::remove_dir_all(repo.join("did-index")).unwrap();
+    let out = tool("plc-index", &["--repo", repo.to_str().unwrap()], b"");
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("bundle 000003"), "{}", out.stderr);
+    // Put back, it is indexed.
+    std::fs::write(&file, &good).unwrap();
+    index(&repo, &[]);
+    assert_eq!(manifest(&repo)["last_bundle"], 3);
+    let (order, by) = histories(&ops);
+    let some: Vec<String> = order.iter().step_by(11).cloned().collect();
+    check_against_model(&repo, &some, &some, &by);
 }
 
 #[test]
