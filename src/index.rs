@@ -183,22 +183,38 @@ impl Index {
 /// The number of distinct strings in `items` (a bundle's DIDs, for
 /// `did_count`), by sorting: no hashing, no allocation per string. Each
 /// string is sorted under a 128-bit key made of its bytes 8 to 24 (for
-/// `did:plc:` DIDs, the first 16 of their 24 random characters), with the
-/// whole string breaking ties, so most comparisons are one integer
-/// comparison instead of a `memcmp`. Equal strings have equal keys, so
-/// they still end up side by side.
+/// `did:plc:` DIDs, 16 of their 24 random characters), one integer
+/// comparison each. Equal strings have equal keys, so they end up side by
+/// side; a run of equal keys counts once when its strings are all equal
+/// (the common case: a DID with several operations), and otherwise by
+/// sorting the run's strings. (Sorting the pairs with the strings
+/// breaking ties, and copying each key byte by byte, was 5% of
+/// `plc-verify`'s CPU time.)
 pub fn count_distinct<'a>(items: impl Iterator<Item = &'a str>) -> u64 {
     fn key(s: &str) -> u128 {
+        if let Some(k) = s.as_bytes().get(8..24) {
+            return u128::from_be_bytes(k.try_into().expect("16 bytes"));
+        }
         let mut k = [0u8; 16];
         let tail = s.as_bytes().get(8..).unwrap_or_default();
-        let n = tail.len().min(16);
-        k[..n].copy_from_slice(&tail[..n]);
+        k[..tail.len()].copy_from_slice(tail);
         u128::from_be_bytes(k)
     }
     let mut all: Vec<(u128, &str)> = items.map(|s| (key(s), s)).collect();
-    all.sort_unstable();
-    all.dedup();
-    all.len() as u64
+    all.sort_unstable_by_key(|&(k, _)| k);
+    let mut distinct = 0u64;
+    for run in all.chunk_by(|a, b| a.0 == b.0) {
+        let first = run[0].1;
+        if run.iter().all(|&(_, s)| s == first) {
+            distinct += 1;
+        } else {
+            let mut strings: Vec<&str> = run.iter().map(|&(_, s)| s).collect();
+            strings.sort_unstable();
+            strings.dedup();
+            distinct += strings.len() as u64;
+        }
+    }
+    distinct
 }
 
 /// Lowercase hex SHA-256 of `data`.
@@ -269,6 +285,42 @@ mod tests {
         assert_eq!(expected.len(), 7);
         assert_eq!(count_distinct(items.iter().copied()), 7);
         assert_eq!(count_distinct(std::iter::empty()), 0);
+    }
+
+    #[test]
+    fn distinct_strings_sharing_keys_are_counted_as_a_set_counts_them() {
+        // Strings drawn from a small alphabet at lengths around the key's
+        // bytes 8 to 24, so that many share a key and many repeat.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..200 {
+            let items: Vec<String> = (0..(next() % 300) as usize)
+                .map(|_| {
+                    let len = [0, 5, 8, 9, 20, 24, 25, 32, 40][(next() % 9) as usize];
+                    let fixed = (next() % 4) as usize;
+                    (0..len)
+                        .map(|i| {
+                            if i < 8 + fixed * 4 {
+                                b"did:plc:abcdefghijklmnop"[i.min(23)] as char
+                            } else {
+                                b"ab\0z"[(next() % 4) as usize] as char
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            let set: std::collections::BTreeSet<&str> = items.iter().map(|s| &**s).collect();
+            assert_eq!(
+                count_distinct(items.iter().map(|s| &**s)),
+                set.len() as u64,
+                "round {round}: {items:?}"
+            );
+        }
     }
 
     #[test]
