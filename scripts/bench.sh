@@ -29,31 +29,18 @@ trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$W"' EXIT
 "$B/examples/synth" $((ops * 2)) 42 >"$W/ops2.jsonl"
 
 # measure NAME CMD...: runs CMD $runs times, records "wall cpu rss_kb"
-# medians in $W/NAME.res. Each run is timed by $W/run.py: wall time from
-# the nanosecond clock around the child, CPU time (user + sys of the child
-# and everything it waited for) and peak RSS from wait4's rusage, the
-# numbers GNU time prints, but CPU to the microsecond rather than the
+# medians in $W/NAME.res. Each run goes through examples/timed.rs: wall
+# time from the monotonic clock around the command, CPU time (user + sys
+# of it and everything it waited for) and peak RSS from wait4's rusage,
+# the numbers GNU time gives, but CPU to the microsecond rather than the
 # hundredth (a 1-bundle plc-index run takes about 15 ms of CPU).
-cat >"$W/run.py" <<'PY'
-import os, subprocess, sys, time
-out, err, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
-with open(err, "wb") as e:
-    t0 = time.perf_counter_ns()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=e)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = (time.perf_counter_ns() - t0) / 1e9
-p.returncode = os.waitstatus_to_exitcode(status)
-with open(out, "w") as o:
-    o.write(f"{wall:.4f} {ru.ru_utime + ru.ru_stime:.4f} {ru.ru_maxrss}\n")
-sys.exit(p.returncode)
-PY
 measure() {
     local name=$1
     shift
     : >"$W/$name.all"
     for _ in $(seq "$runs"); do
         [ -n "${PREP:-}" ] && eval "$PREP"
-        python3 "$W/run.py" "$W/t" "$W/err" "$@" || {
+        "$B/examples/timed" "$W/t" "$W/err" "$@" || {
             echo "bench: $name failed:" >&2
             cat "$W/err" >&2
             exit 2
