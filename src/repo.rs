@@ -111,32 +111,53 @@ pub fn open_regular(path: &Path) -> std::io::Result<(File, u64)> {
     Ok((f, meta.len()))
 }
 
+/// The most [`reserve_large`] populates up front: a bundle of typical
+/// operations holds 5 to 10 MB. Room past it is faulted in as it is
+/// written, as usual, so a frame header that claims gigabytes it does not
+/// hold costs no memory before the frame is found out.
+pub const POPULATE_MAX: usize = 32 << 20;
+
 /// Makes room for `n` more bytes in `buf`. When that takes a new
-/// allocation of a megabyte or more, the room is populated in one call,
-/// on huge pages where the kernel offers them, instead of one page fault
-/// per 4 KB as it is written: a run that reads one bundle into fresh
-/// buffers spent about a quarter of its time in those faults (measured
-/// in the README's "plc-index" notes).
-pub fn reserve_large(buf: &mut Vec<u8>, n: usize) {
+/// allocation of a megabyte or more, the room (up to [`POPULATE_MAX`]) is
+/// populated in one call, on huge pages where the kernel offers them,
+/// instead of one page fault per 4 KB as it is written: a run that reads
+/// one bundle into fresh buffers spent about a quarter of its time in
+/// those faults (measured in the README's "plc-index" notes).
+///
+/// Room the allocator cannot give (an address-space limit, say, against
+/// a size some header claims) is an error of kind `OutOfMemory`, not an
+/// abort.
+pub fn reserve_large(buf: &mut Vec<u8>, n: usize) -> std::io::Result<()> {
     if buf.capacity() - buf.len() >= n {
-        return;
+        return Ok(());
     }
-    buf.reserve(n);
+    buf.try_reserve(n).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::OutOfMemory,
+            format!("cannot allocate {n} bytes: {e}"),
+        )
+    })?;
     #[cfg(target_os = "linux")]
     if n >= 1 << 20 {
         let page = 4096usize;
         let start = buf.as_mut_ptr() as usize + buf.len();
         let (a, b) = (start.next_multiple_of(page), (start + n) / page * page);
+        let populated = b.min(a + POPULATE_MAX);
         if a < b {
             // SAFETY: [a, b) lies inside `buf`'s allocation, which nothing
             // else references; both calls only advise the kernel about
             // it (an error, on a kernel without them, changes nothing).
             unsafe {
                 libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE);
-                libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_POPULATE_WRITE);
+                libc::madvise(
+                    a as *mut libc::c_void,
+                    populated - a,
+                    libc::MADV_POPULATE_WRITE,
+                );
             }
         }
     }
+    Ok(())
 }
 
 /// Reads the regular file at `path` whole into `buf` (replacing what it
@@ -149,7 +170,7 @@ pub fn read_regular_into(path: &Path, max: u64, buf: &mut Vec<u8>) -> std::io::R
     if len > max {
         return Err(too_large(len, max));
     }
-    reserve_large(buf, len as usize);
+    reserve_large(buf, len as usize)?;
     f.take(max + 1).read_to_end(buf)?;
     if buf.len() as u64 > max {
         return Err(too_large(buf.len() as u64, max));
@@ -227,7 +248,7 @@ pub fn decompress_bounded(
     match stated_size(file) {
         Some(size) if size > bound => return Err(expands_past(bound)),
         Some(size) => {
-            reserve_large(out, size as usize);
+            reserve_large(out, size as usize)?;
             let mut d = zstd::bulk::Decompressor::new()?;
             if !check_frames {
                 d.set_parameter(zstd::zstd_safe::DParameter::ForceIgnoreChecksum(true))?;
@@ -239,7 +260,8 @@ pub fn decompress_bounded(
     }
     // Grown as content arrives, never reserved from a header's claim
     // beyond the bound.
-    out.reserve(content_size_hint(file).min(bound) as usize);
+    // Only a hint: room the allocator refuses is left to the growth below.
+    let _ = out.try_reserve(content_size_hint(file).min(bound) as usize);
     zstd::stream::read::Decoder::with_buffer(file)?
         .take(bound.saturating_add(1))
         .read_to_end(out)?;

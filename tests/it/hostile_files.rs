@@ -359,6 +359,60 @@ fn a_huge_file_of_zeros_is_refused_without_being_read() {
     }
 }
 
+/// A zstd frame whose header claims `claim` bytes of content (and a
+/// 1 MiB window) but that holds one raw block of 100 bytes, written by
+/// hand from the frame format (RFC 8878, 3.1.1).
+fn frame_claiming(claim: u64) -> Vec<u8> {
+    let mut f = 0xFD2F_B528u32.to_le_bytes().to_vec();
+    // Frame header descriptor: an 8-byte content size, not single
+    // segment, no checksum, no dictionary; then the window descriptor
+    // (2^20 bytes) and the content size.
+    f.extend([0xC0, 10 << 3]);
+    f.extend(claim.to_le_bytes());
+    // The last block, raw, 100 bytes.
+    f.extend(&(1u32 | 100 << 3).to_le_bytes()[..3]);
+    f.extend([b'{'; 100]);
+    let stated = zstd::zstd_safe::get_frame_content_size(&f).unwrap();
+    assert_eq!(stated, Some(claim));
+    f
+}
+
+#[test]
+fn a_frame_claiming_content_it_does_not_hold_costs_no_memory_up_front() {
+    // The index agrees with the claim, as an attacker who wrote both
+    // would have it: 512 MiB (within the address space each child gets,
+    // but more than it may use), and 8 GiB (more than it may address).
+    for claim in [512u64 << 20, 8 << 30] {
+        let file = frame_claiming(claim);
+        let (_t, dir) = copy("hostile-claim");
+        plant(&dir, &file);
+        edit_index(&dir, |i| {
+            i["bundles"][0]["uncompressed_size"] = json!(claim);
+            i["total_uncompressed_size_bytes"] = json!(claim);
+        });
+        let m = run_measured("plc-verify", &[s(&dir)], b"");
+        assert_eq!(m.code, Some(1), "claim {claim}: {m}");
+        assert!(
+            m.stdout.contains("bundle 000001: file:"),
+            "claim {claim}: {m}"
+        );
+        assert_small(&m, "plc-verify, a frame claiming more than it holds");
+        for (tool, args, named) in [
+            ("plc-index", vec!["--repo", s(&dir)], "bundle 000001"),
+            ("plc-seal", vec!["--repo", s(&dir)], "000001.jsonl.zst"),
+            ("plc-dedup", vec!["--repo", s(&dir)], "000001.jsonl.zst"),
+        ] {
+            let m = run_measured(tool, &args, b"");
+            assert_eq!(m.code, Some(2), "{tool}, claim {claim}: {m}");
+            assert!(
+                m.stderr.contains(named) && m.stderr.lines().count() == 1,
+                "{tool}, claim {claim}: {m}"
+            );
+            assert_small(&m, tool);
+        }
+    }
+}
+
 fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
