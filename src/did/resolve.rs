@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io::{BufRead, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// DIDs answered per batch by [`run`].
 pub const BATCH: usize = 4096;
@@ -109,7 +109,9 @@ impl FrameReader {
 /// used dropped first once they hold more than a set number of bytes.
 /// A frame is known by its bundle, its offset and the SHA-256 of the file
 /// the index was built from, so a bundle file replaced under the index is
-/// never answered from the cache.
+/// never answered from the cache. A frame that several requests miss at
+/// once is decompressed once, by the first, while the others wait for it
+/// ([`FrameCache::get_or_load`]), cache budget or not.
 pub struct FrameCache {
     budget: usize,
     inner: Mutex<CacheInner>,
@@ -122,6 +124,59 @@ struct CacheInner {
     evicted: usize,
     clock: u64,
     frames: HashMap<FrameKey, (Arc<Decoded>, u64)>,
+    /// Frames being decompressed right now, for the requests that wait.
+    loading: HashMap<FrameKey, Arc<Loading>>,
+}
+
+/// One frame being decompressed: its outcome once known (an error as its
+/// message), and the signal that it is.
+#[derive(Default)]
+struct Loading {
+    outcome: Mutex<Option<std::result::Result<Arc<Decoded>, String>>>,
+    done: Condvar,
+}
+
+impl Loading {
+    fn finish(&self, outcome: std::result::Result<Arc<Decoded>, String>) {
+        *self.outcome.lock().expect("loading lock") = Some(outcome);
+        self.done.notify_all();
+    }
+
+    fn wait(&self) -> Result<Arc<Decoded>> {
+        let mut outcome = self.outcome.lock().expect("loading lock");
+        loop {
+            match &*outcome {
+                Some(Ok(d)) => return Ok(d.clone()),
+                Some(Err(message)) => return Err(Error::Archive(message.clone())),
+                None => outcome = self.done.wait(outcome).expect("loading lock"),
+            }
+        }
+    }
+}
+
+/// Ends a load however the loader leaves (an error, or a panic): the key
+/// stops being loaded, and waiters are told.
+struct LoadGuard<'a> {
+    cache: &'a FrameCache,
+    key: FrameKey,
+    loading: Arc<Loading>,
+    outcome: Option<std::result::Result<Arc<Decoded>, String>>,
+}
+
+impl Drop for LoadGuard<'_> {
+    fn drop(&mut self) {
+        let outcome = self
+            .outcome
+            .take()
+            .unwrap_or_else(|| Err("decompressing the frame failed".into()));
+        self.cache
+            .inner
+            .lock()
+            .expect("cache lock")
+            .loading
+            .remove(&self.key);
+        self.loading.finish(outcome);
+    }
 }
 
 type FrameKey = (u32, u32, [u8; 32]);
@@ -135,6 +190,7 @@ impl FrameCache {
         }
     }
 
+    #[cfg(test)]
     fn get(&self, key: &FrameKey) -> Option<Arc<Decoded>> {
         let mut inner = self.inner.lock().expect("cache lock");
         inner.clock += 1;
@@ -142,6 +198,48 @@ impl FrameCache {
         let (frame, used) = inner.frames.get_mut(key)?;
         *used = now;
         Some(frame.clone())
+    }
+
+    /// The frame `key` from the cache, or from `load` (which only one
+    /// caller at a time runs for a key: the others wait for its outcome).
+    pub fn get_or_load(
+        &self,
+        key: FrameKey,
+        load: impl FnOnce() -> Result<Decoded>,
+    ) -> Result<Arc<Decoded>> {
+        let loading = {
+            let mut inner = self.inner.lock().expect("cache lock");
+            inner.clock += 1;
+            let now = inner.clock;
+            if let Some((frame, used)) = inner.frames.get_mut(&key) {
+                *used = now;
+                return Ok(frame.clone());
+            }
+            if let Some(loading) = inner.loading.get(&key) {
+                let loading = loading.clone();
+                drop(inner);
+                return loading.wait();
+            }
+            let loading = Arc::new(Loading::default());
+            inner.loading.insert(key, loading.clone());
+            loading
+        };
+        let mut guard = LoadGuard {
+            cache: self,
+            key,
+            loading,
+            outcome: None,
+        };
+        let result = load().map(Arc::new);
+        if let Ok(frame) = &result {
+            self.put(key, frame.clone());
+        }
+        guard.outcome = Some(match &result {
+            Ok(frame) => Ok(frame.clone()),
+            Err(e) => Err(e.to_string()),
+        });
+        drop(guard);
+        result
     }
 
     fn put(&self, key: FrameKey, frame: Arc<Decoded>) {
@@ -336,13 +434,8 @@ impl SharedIndex {
         let index = self.get()?;
         let mut reader = FrameReader::new(&self.repo);
         let mut frame = |n: u32, f: Frame, b: &BundleFrames| {
-            let key = (n, f.offset, b.file_sha256);
-            if let Some(d) = self.cache.get(&key) {
-                return Ok(d);
-            }
-            let d = Arc::new(reader.decode(n, f)?);
-            self.cache.put(key, d.clone());
-            Ok(d)
+            self.cache
+                .get_or_load((n, f.offset, b.file_sha256), || reader.decode(n, f))
         };
         let ops = ops_many(&index, &mut frame, &[did])?
             .pop()
@@ -502,5 +595,76 @@ mod tests {
         small.put(key(1), frame(1000));
         assert!(small.get(&key(1)).is_none());
         assert_eq!(small.inner.lock().unwrap().used, 0);
+    }
+
+    #[test]
+    fn a_frame_missed_by_many_at_once_is_loaded_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Barrier;
+        let key = (7, 0, [7; 32]);
+        // Holds a load until `n` other requests wait for it (each waiter
+        // holds the load's Arc, as do the map and the loader's guard), so
+        // that none can arrive after it: at most 10 s.
+        let until_waiting = |cache: &FrameCache, n: usize| {
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_secs(10) {
+                let inner = cache.inner.lock().unwrap();
+                if inner.loading.get(&key).map(Arc::strong_count) == Some(n + 2) {
+                    return;
+                }
+                drop(inner);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            panic!("the other requests never waited");
+        };
+        // With room for the frame, and with none (nothing kept, but the
+        // requests that overlap still share one load).
+        for budget in [1 << 20, 0] {
+            let cache = FrameCache::new(budget);
+            let loads = AtomicUsize::new(0);
+            let barrier = Barrier::new(8);
+            let load = || {
+                if loads.fetch_add(1, Ordering::SeqCst) == 0 {
+                    until_waiting(&cache, 7);
+                }
+                Ok(Decoded::new(b"{}\n{}\n".to_vec()))
+            };
+            std::thread::scope(|s| {
+                for _ in 0..8 {
+                    s.spawn(|| {
+                        barrier.wait();
+                        let d = cache.get_or_load(key, load).unwrap();
+                        assert_eq!(d.lines.len(), 2);
+                    });
+                }
+            });
+            assert_eq!(loads.load(Ordering::SeqCst), 1, "budget {budget}");
+            assert!(cache.inner.lock().unwrap().loading.is_empty());
+            // Afterwards: from the cache, or loaded again without one.
+            cache.get_or_load(key, load).unwrap();
+            let again = if budget == 0 { 2 } else { 1 };
+            assert_eq!(loads.load(Ordering::SeqCst), again, "budget {budget}");
+        }
+        // A failed load fails every waiter with its message, and the next
+        // request tries again.
+        let cache = FrameCache::new(1 << 20);
+        let barrier = Barrier::new(4);
+        let fail = || {
+            until_waiting(&cache, 3);
+            Err(Error::Archive("bundle 000007: gone".into()))
+        };
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    barrier.wait();
+                    let e = cache.get_or_load(key, fail).err().unwrap();
+                    assert_eq!(e.to_string(), "bundle 000007: gone");
+                });
+            }
+        });
+        let d = cache
+            .get_or_load(key, || Ok(Decoded::new(b"{}\n".to_vec())))
+            .unwrap();
+        assert_eq!(d.lines.len(), 1);
     }
 }
