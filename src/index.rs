@@ -205,7 +205,7 @@ pub fn count_distinct<'a>(items: impl Iterator<Item = &'a str>) -> u64 {
     let mut distinct = 0u64;
     for run in all.chunk_by(|a, b| a.0 == b.0) {
         let first = run[0].1;
-        if run.iter().all(|&(_, s)| s == first) {
+        if run.len() == 1 || run[1..].iter().all(|&(_, s)| s == first) {
             distinct += 1;
         } else {
             let mut strings: Vec<&str> = run.iter().map(|&(_, s)| s).collect();

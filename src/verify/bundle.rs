@@ -15,6 +15,8 @@ use crate::repo::{content_bound, decompress_bounded};
 use crate::time::Timestamp;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 
 /// One thing wrong with a bundle: the index field (or `file`, `content`,
 /// `operation N`) it concerns, and what is wrong.
@@ -115,26 +117,63 @@ pub fn check_bundle(
     link: Link<'_>,
     content: &mut Vec<u8>,
 ) -> BundleCheck {
+    check_bundle_helped(entry, file, link, content, None)
+}
+
+/// The line scan of a bundle's content ([`scan_lines`]): what another
+/// thread can do while this one hashes the content.
+pub struct LineScan {
+    scan: Scan,
+    problems: Vec<Problem>,
+}
+
+/// Asks another thread to scan a bundle's lines: given the content, it
+/// returns where the [`LineScan`] will arrive (the other thread drops its
+/// handle on the content before it answers), or `None` when no thread is
+/// free.
+pub type Helper<'a> = &'a dyn Fn(Arc<Vec<u8>>) -> Option<Receiver<LineScan>>;
+
+/// [`check_bundle`], with the lines scanned by `helper`'s thread, when it
+/// has one free, while this one hashes the content. `plc-verify` uses it
+/// for the last bundles, when the other workers have run out of bundles.
+pub fn check_bundle_helped(
+    entry: &BundleEntry,
+    file: &[u8],
+    link: Link<'_>,
+    content: &mut Vec<u8>,
+    helper: Option<Helper<'_>>,
+) -> BundleCheck {
     let mut check = BundleCheck::default();
-    if check_file(entry, file, content, &mut check.problems) {
-        check_content(entry, content, link, &mut check);
+    let hash = sha256_hex(file);
+    if check_file(entry, file, &hash, content, &mut check.problems) {
+        let work = helper.map_or(Work::Here, Work::Helped);
+        check_content(entry, content, link, &mut check, work);
     }
     check
 }
 
-/// The first half of [`check_bundle`]: framing, stored hash and size,
-/// and, only when the file is the one the index names, decompression into
-/// `content` within the entry's `uncompressed_size`. Returns whether
-/// `content` holds the content.
+/// Scans `content`'s lines, as [`check_bundle`] does, without hashing
+/// it: for the thread helping another ([`Helper`]).
+pub fn scan_lines(content: &[u8]) -> LineScan {
+    let mut problems = Vec::new();
+    let scan = read_lines(content, None, &mut problems);
+    LineScan { scan, problems }
+}
+
+/// The first half of [`check_bundle`]: framing, stored hash (`hash`,
+/// the file's SHA-256) and size, and, only when the file is the one the
+/// index names, decompression into `content` within the entry's
+/// `uncompressed_size`. Returns whether `content` holds the content.
 fn check_file(
     entry: &BundleEntry,
     file: &[u8],
+    hash: &str,
     content: &mut Vec<u8>,
     problems: &mut Vec<Problem>,
 ) -> bool {
     content.clear();
     let frames = read_framing(file, problems);
-    if !check_stored(entry, file, &sha256_hex(file), &frames, problems) {
+    if !check_stored(entry, file, hash, &frames, problems) {
         problems.push(Problem::new(
             "file",
             "not decompressed: it is not the file the index names",
@@ -153,13 +192,42 @@ fn check_file(
     true
 }
 
+/// Who hashes a bundle's content and reads its lines.
+enum Work<'a> {
+    /// This thread, in one pass.
+    Here,
+    /// The helper's thread reads the lines (when it has one free) while
+    /// this one hashes.
+    Helped(Helper<'a>),
+}
+
 /// The second half of [`check_bundle`]: the content's hash and size, the
-/// chain link, every operation line. The content is hashed and read in
-/// one pass, a piece at a time, so that each piece is read from memory
-/// once and scanned from the cache.
-fn check_content(entry: &BundleEntry, content: &[u8], link: Link<'_>, check: &mut BundleCheck) {
-    let mut line_problems = Vec::new();
-    let (scan, content_hash) = scan_operations(content, &mut line_problems);
+/// chain link, every operation line.
+fn check_content(
+    entry: &BundleEntry,
+    content: &mut Vec<u8>,
+    link: Link<'_>,
+    check: &mut BundleCheck,
+    work: Work<'_>,
+) {
+    let (scan, content_hash, mut line_problems) = match work {
+        Work::Here => scan_and_hash(content),
+        Work::Helped(help) => {
+            let shared = Arc::new(std::mem::take(content));
+            let reply = help(Arc::clone(&shared));
+            let hash = reply.as_ref().map(|_| sha256_hex(&shared));
+            let lines = reply.and_then(|r| r.recv().ok());
+            // The helper lets go of the content before it answers; if it
+            // stopped instead, its handle may still be alive: copy.
+            *content = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
+            match (lines, hash) {
+                (Some(lines), Some(hash)) => (lines.scan, hash, lines.problems),
+                // No thread was free (or the helper stopped): here.
+                _ => scan_and_hash(content),
+            }
+        }
+    };
+    let content: &[u8] = content;
     if entry.content_hash != content_hash {
         check.problems.push(Problem::new(
             "content_hash",
@@ -354,12 +422,19 @@ const BAD_LINES_SHOWN: usize = 3;
 /// piece small enough to stay in the core's cache until it is scanned.
 const HASH_AHEAD: usize = 256 << 10;
 
+/// [`read_lines`] and the content's SHA-256, computed in the same pass.
+fn scan_and_hash(content: &[u8]) -> (Scan, String, Vec<Problem>) {
+    let mut hasher = Sha256::new();
+    let mut problems = Vec::new();
+    let scan = read_lines(content, Some(&mut hasher), &mut problems);
+    (scan, hex::encode(hasher.finalize()), problems)
+}
+
 /// Reads every operation line of `content`: each must parse, and order
 /// and repeats inside the bundle are checked; counts the operations and
-/// distinct DIDs and notes both ends. Returns that and the content's
-/// SHA-256, computed in the same pass.
-fn scan_operations(content: &[u8], out: &mut Vec<Problem>) -> (Scan, String) {
-    let mut hasher = Sha256::new();
+/// distinct DIDs and notes both ends. With `hasher`, the content is
+/// hashed in the same pass, a little ahead of the line being read.
+fn read_lines(content: &[u8], mut hasher: Option<&mut Sha256>, out: &mut Vec<Problem>) -> Scan {
     let mut hashed = 0usize;
     if !content.is_empty() && content.last() != Some(&b'\n') {
         out.push(Problem::new(
@@ -379,7 +454,7 @@ fn scan_operations(content: &[u8], out: &mut Vec<Problem>) -> (Scan, String) {
     for (i, line) in lines.enumerate() {
         // Where the line ends in `content`, its newline included.
         let end = line.as_ptr() as usize - content.as_ptr() as usize + line.len() + 1;
-        if end > hashed {
+        if let Some(hasher) = hasher.as_deref_mut().filter(|_| end > hashed) {
             let to = (hashed + HASH_AHEAD).max(end).min(content.len());
             hasher.update(&content[hashed..to]);
             hashed = to;
@@ -407,7 +482,9 @@ fn scan_operations(content: &[u8], out: &mut Vec<Problem>) -> (Scan, String) {
         ends.observe(op.time, op.created_at, op.cid);
         dids.push(op.did);
     }
-    hasher.update(&content[hashed..]);
+    if let Some(hasher) = hasher {
+        hasher.update(&content[hashed..]);
+    }
     if bad_lines > BAD_LINES_SHOWN {
         out.push(Problem::new(
             "content",
@@ -415,13 +492,12 @@ fn scan_operations(content: &[u8], out: &mut Vec<Problem>) -> (Scan, String) {
         ));
     }
     let (first, last) = ends.finish();
-    let scan = Scan {
+    Scan {
         operations: ops,
         distinct_dids: crate::index::count_distinct(dids.iter().map(|d| &**d)),
         first,
         last,
-    };
-    (scan, hex::encode(hasher.finalize()))
+    }
 }
 
 /// Follows the first and the last instant of a bundle's operations and
@@ -507,4 +583,79 @@ fn compare_with_entry(entry: &BundleEntry, scan: &Scan, out: &mut Vec<Problem>) 
 /// the fraction: ".120Z" and ".12Z" are the same).
 pub fn same_instant(a: &str, b: &str) -> bool {
     matches!((Timestamp::parse(a), Timestamp::parse(b)), (Some(x), Some(y)) if x == y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A helper with a thread of its own for every request.
+    fn spawning_helper(content: Arc<Vec<u8>>) -> Option<Receiver<LineScan>> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let lines = scan_lines(&content);
+            drop(content);
+            let _ = reply.send(lines);
+        });
+        Some(answer)
+    }
+
+    fn declining_helper(_: Arc<Vec<u8>>) -> Option<Receiver<LineScan>> {
+        None
+    }
+
+    #[test]
+    fn a_helped_check_finds_exactly_what_a_check_on_one_thread_finds() {
+        let ops = crate::synth::generate(300, &crate::synth::SynthOptions::default());
+        let lines: Vec<&[u8]> = ops.iter().map(|o| &o.line[..]).collect();
+        let join = |lines: &[&[u8]]| lines.iter().flat_map(|l| [*l, b"\n"].concat()).collect();
+        let mut swapped = lines.clone();
+        swapped.swap(10, 200);
+        let mut repeated = lines.clone();
+        repeated[50] = lines[49];
+        let mut malformed = lines.clone();
+        malformed[7] = b"{\"did\":1}";
+        let good: Vec<u8> = join(&lines);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("good", good.clone()),
+            ("out of order", join(&swapped)),
+            ("repeated", join(&repeated)),
+            ("malformed", join(&malformed)),
+            ("no final newline", good[..good.len() - 1].to_vec()),
+        ];
+        for (name, content) in cases {
+            let file = crate::seal::compress_bundle(&content).unwrap();
+            let entry = BundleEntry {
+                bundle_number: 1,
+                start_time: "2023-01-01T00:00:00.000Z".into(),
+                end_time: "2023-01-01T00:00:00.000Z".into(),
+                operation_count: 300,
+                did_count: 300,
+                hash: String::new(),
+                content_hash: hex::encode(Sha256::digest(&good)),
+                parent: String::new(),
+                compressed_hash: hex::encode(Sha256::digest(&file)),
+                compressed_size: file.len() as u64,
+                uncompressed_size: content.len() as u64,
+                cursor: String::new(),
+                created_at: String::new(),
+            };
+            let mut alone = Vec::new();
+            let want = check_bundle(&entry, &file, Link::Unchecked, &mut alone);
+            assert_eq!(alone, content, "{name}");
+            assert_eq!(
+                want.content_hash.as_deref(),
+                Some(hex::encode(Sha256::digest(&content)).as_str()),
+                "{name}"
+            );
+            assert!(!want.ok(), "{name}: {:?}", want.problems);
+            for helper in [spawning_helper as fn(_) -> _, declining_helper] {
+                let mut helped = Vec::new();
+                let got =
+                    check_bundle_helped(&entry, &file, Link::Unchecked, &mut helped, Some(&helper));
+                assert_eq!(format!("{got:?}"), format!("{want:?}"), "{name}");
+                assert_eq!(helped, content, "{name}: the buffer comes back");
+            }
+        }
+    }
 }

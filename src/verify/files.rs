@@ -2,7 +2,10 @@
 //! takes the next bundle number, reads the file within the bounds its
 //! entry allows, and runs [`super::check_bundle`] on it.
 
-use super::bundle::{check_bundle, check_stored_file, BundleCheck, Edge, Link, Problem};
+use super::bundle::{
+    check_bundle_helped, check_stored_file, scan_lines, BundleCheck, Edge, Helper, LineScan, Link,
+    Problem,
+};
 use super::VerifyConfig;
 use crate::index::{bundle_file_name, BundleEntry};
 use crate::progress::{human, Progress};
@@ -30,10 +33,16 @@ pub(super) fn check_files(
     let results: Vec<Mutex<Option<BundleCheck>>> =
         entries.iter().map(|_| Mutex::new(None)).collect();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    // Workers out of bundles scan the lines of the others' last ones
+    // (see `Helper`): `idle` counts them, `jobs` reaches them.
+    let idle = AtomicUsize::new(0);
+    let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
+    let jobs_rx = Mutex::new(jobs_rx);
     std::thread::scope(|s| {
         for _ in 0..threads {
             let done_tx = done_tx.clone();
-            let (next, results) = (&next, &results);
+            let jobs_tx = jobs_tx.clone();
+            let (next, results, idle, jobs_rx) = (&next, &results, &idle, &jobs_rx);
             s.spawn(move || {
                 let store = |i: usize, check: BundleCheck| {
                     *results[i].lock().expect("no poisoned results") = Some(check);
@@ -41,20 +50,43 @@ pub(super) fn check_files(
                         let _ = done_tx.send(());
                     }
                 };
+                let help = move |content| {
+                    if idle.load(Ordering::Relaxed) == 0 {
+                        return None;
+                    }
+                    let (reply, answer) = std::sync::mpsc::channel();
+                    jobs_tx.send(Job { content, reply }).ok()?;
+                    Some(answer)
+                };
                 let mut worker = Worker::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(entry) = entries.get(i) else { break };
                     let check = if selected[i] {
-                        worker.check(dir, entry, cfg.quick)
+                        worker.check(dir, entry, cfg.quick, &help)
                     } else {
                         from_index(entry)
                     };
                     store(i, check);
                 }
+                // Out of bundles: no more jobs from this worker; help the
+                // others until every worker is out (the channel closes).
+                drop(help);
+                drop(worker);
+                idle.fetch_add(1, Ordering::Relaxed);
+                loop {
+                    let job = jobs_rx.lock().expect("no poisoned job queue").recv();
+                    let Ok(Job { content, reply }) = job else {
+                        break;
+                    };
+                    let lines = scan_lines(&content);
+                    drop(content);
+                    let _ = reply.send(lines);
+                }
             });
         }
         drop(done_tx);
+        drop(jobs_tx);
         for (i, ()) in done_rx.into_iter().enumerate() {
             let done = i + 1;
             progress.update(|elapsed| {
@@ -75,6 +107,12 @@ pub(super) fn check_files(
         .collect()
 }
 
+/// A bundle's lines to scan for another worker, and where to answer.
+struct Job {
+    content: std::sync::Arc<Vec<u8>>,
+    reply: std::sync::mpsc::Sender<LineScan>,
+}
+
 /// One worker thread's buffers, reused from one bundle to the next:
 /// fresh multi-megabyte buffers cost a page fault and a zeroed page per
 /// 4 KB.
@@ -88,21 +126,37 @@ impl Worker {
     /// Reads entry `i`'s file (a regular file no longer than the entry
     /// allows) and checks it, in full or with `quick` its hash and size
     /// only.
-    fn check(&mut self, dir: &Path, entry: &BundleEntry, quick: bool) -> BundleCheck {
+    fn check(
+        &mut self,
+        dir: &Path,
+        entry: &BundleEntry,
+        quick: bool,
+        helper: Helper<'_>,
+    ) -> BundleCheck {
         if let Err(check) = read_file(dir, entry, &mut self.file) {
             return *check;
         }
         if quick {
-            // The chain is followed through the index's content hashes.
-            let check = check_stored_file(entry, &self.file);
-            return BundleCheck {
-                problems: check.problems,
-                content_hash: Some(entry.content_hash.clone()),
-                operations: entry.operation_count,
-                ..from_index(entry)
-            };
+            return quick_check(entry, check_stored_file(entry, &self.file));
         }
-        check_bundle(entry, &self.file, Link::Unchecked, &mut self.content)
+        check_bundle_helped(
+            entry,
+            &self.file,
+            Link::Unchecked,
+            &mut self.content,
+            Some(helper),
+        )
+    }
+}
+
+/// A quick check's result as the fold wants it: the chain is followed
+/// through the index's content hashes.
+fn quick_check(entry: &BundleEntry, check: BundleCheck) -> BundleCheck {
+    BundleCheck {
+        problems: check.problems,
+        content_hash: Some(entry.content_hash.clone()),
+        operations: entry.operation_count,
+        ..from_index(entry)
     }
 }
 
