@@ -24,20 +24,40 @@ pub(super) fn scan(line: &[u8]) -> Option<RawOp<'_>> {
     // the contract checks everything). A line found to be ASCII while its
     // quotes are indexed needs no further check.
     #[cfg(target_arch = "x86_64")]
-    if line.len() <= 64 * QUOTE_WORDS {
-        let mut words = [0u64; QUOTE_WORDS];
-        if let Some((n, ascii)) = quote_bits(line, &mut words) {
-            let text = if ascii {
-                // SAFETY: no byte of `line` is above 0x7F, and ASCII is
-                // UTF-8. (std's check would cost a tenth of this scan.)
-                unsafe { std::str::from_utf8_unchecked(line) }
-            } else {
-                std::str::from_utf8(line).ok()?
-            };
-            return scan_with(text, &Quotes(&words[..n]));
+    if line.len() <= 64 * SHORT_WORDS {
+        if let Some(found) = scan_indexed::<SHORT_WORDS>(line) {
+            return found;
+        }
+    } else if line.len() <= 64 * QUOTE_WORDS {
+        if let Some(found) = scan_indexed::<QUOTE_WORDS>(line) {
+            return found;
         }
     }
     scan_with(std::str::from_utf8(line).ok()?, &Swar)
+}
+
+/// [`scan`] through [`quote_bits`] for a line of at most `64 * W` bytes;
+/// `None` when the index does not take the line.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn scan_indexed<const W: usize>(line: &[u8]) -> Option<Option<RawOp<'_>>> {
+    let (mut quotes, mut escapes) = ([0u64; W], [0u64; W]);
+    let (n, ascii) = quote_bits(line, &mut quotes, &mut escapes)?;
+    let text = if ascii {
+        // SAFETY: no byte of `line` is above 0x7F, and ASCII is UTF-8.
+        // (std's check would cost a tenth of this scan.)
+        unsafe { std::str::from_utf8_unchecked(line) }
+    } else {
+        match std::str::from_utf8(line) {
+            Ok(text) => text,
+            Err(_) => return Some(None),
+        }
+    };
+    let index = Quotes {
+        quotes: &quotes[..n],
+        escapes: &escapes[..n],
+    };
+    Some(scan_with(text, &index))
 }
 
 /// [`scan`] on a line known to be UTF-8, with `strings` finding where
@@ -122,35 +142,58 @@ impl Strings for Swar {
     }
 }
 
-/// Lines up to this many 64-byte words (2 KB; operations are about 700
-/// bytes) are indexed by [`quote_bits`].
-const QUOTE_WORDS: usize = 32;
+/// Lines up to this many 64-byte words (8 KB; operations are about 700
+/// bytes, the largest a few KB) are indexed by [`quote_bits`].
+const QUOTE_WORDS: usize = 128;
 
-/// A line with no `\\` and no control character, with a bit set for
-/// every `"` (bit `i % 64` of word `i / 64`): with no escapes, the quote
-/// that ends a string is simply the next one, found with one bit search
+/// Lines up to this many words (2 KB) are indexed with smaller arrays:
+/// zeroing the larger ones cost more than the index of a short line.
+const SHORT_WORDS: usize = 32;
+
+/// A line with no control character, with a bit set in `quotes` for
+/// every `"` that is not escaped, and in `escapes` for every `\\` that
+/// starts an escape (each one checked by [`quote_bits`]): the quote that
+/// ends a string is simply the next one, found with one bit search
 /// instead of a scan of the string's bytes.
-struct Quotes<'a>(&'a [u64]);
+struct Quotes<'a> {
+    quotes: &'a [u64],
+    escapes: &'a [u64],
+}
 
 impl Quotes<'_> {
     #[inline(always)]
     fn next_quote(&self, i: usize) -> Option<usize> {
         let mut w = i / 64;
-        let mut m = *self.0.get(w)? & (u64::MAX << (i % 64));
+        let mut m = *self.quotes.get(w)? & (u64::MAX << (i % 64));
         loop {
             if m != 0 {
                 return Some(w * 64 + m.trailing_zeros() as usize);
             }
             w += 1;
-            m = *self.0.get(w)?;
+            m = *self.quotes.get(w)?;
         }
+    }
+
+    /// Whether an escape starts in `from..to`.
+    #[inline(always)]
+    fn escape_in(&self, from: usize, to: usize) -> bool {
+        let (wf, wt) = (from / 64, to / 64);
+        let lo = u64::MAX << (from % 64);
+        let hi = (1u64 << (to % 64)) - 1;
+        if wf == wt {
+            return self.escapes[wf] & lo & hi != 0;
+        }
+        self.escapes[wf] & lo != 0
+            || self.escapes[wf + 1..wt].iter().any(|&e| e != 0)
+            || self.escapes.get(wt).is_some_and(|&e| e & hi != 0)
     }
 }
 
 impl Strings for Quotes<'_> {
     #[inline(always)]
     fn end_plain(&self, _: &[u8], i: usize) -> Option<usize> {
-        self.next_quote(i)
+        let q = self.next_quote(i)?;
+        (!self.escape_in(i, q)).then_some(q)
     }
     #[inline(always)]
     fn end(&self, _: &[u8], i: usize) -> Option<usize> {
@@ -158,27 +201,35 @@ impl Strings for Quotes<'_> {
     }
 }
 
-/// Sets a bit in `words` for every `"` of `b` (at most `64 *
-/// words.len()` bytes) and returns how many words it used and whether `b`
-/// is ASCII; or `None` when `b` holds a `\\` or a control character
-/// (below 0x20), for which the next quote is not always the end of a
-/// string (or the line is likely bad): those lines take the [`Swar`] path.
-/// Sixteen bytes at a time with SSE2, which every x86_64 CPU has.
+/// Sets a bit in `quotes` for every `"` of `b` (at most `64 *
+/// quotes.len()` bytes) and in `escapes` for every `\\` of it, returns
+/// how many words it used and whether `b` is ASCII; or `None` when `b`
+/// holds a control character (below 0x20; the line is likely bad), or
+/// an escape serde_json would refuse: those lines take the [`Swar`]
+/// path. Sixteen bytes at a time with SSE2, which every x86_64 CPU has.
+///
+/// Escapes are then read in order (they are rare): each one must be
+/// `\\` followed by one of `" \\ / b f n r t` or by `u` and four hex
+/// digits, its bit stays set in `escapes`, the escaped byte's bits are
+/// cleared (an escaped `"` ends no string, an escaped `\\` starts no
+/// escape). A `\\` outside every string stops the scanner wherever it
+/// is read, so reading it as an escape here changes nothing before it.
 #[cfg(target_arch = "x86_64")]
-fn quote_bits(b: &[u8], words: &mut [u64]) -> Option<(usize, bool)> {
+fn quote_bits(b: &[u8], quotes: &mut [u64], escapes: &mut [u64]) -> Option<(usize, bool)> {
     use std::arch::x86_64::*;
     let n = b.len().div_ceil(64);
-    debug_assert!(n <= words.len());
+    debug_assert!(n <= quotes.len() && n <= escapes.len());
+    let mut any_escape = 0u64;
     // SAFETY: SSE2 is part of x86_64. Every load reads 16 bytes inside `b`
     // (`off + 16 <= b.len()`) or inside the local `tail`.
-    unsafe {
+    let ascii = unsafe {
         let quote = _mm_set1_epi8(b'"' as i8);
         let backslash = _mm_set1_epi8(b'\\' as i8);
         let below_space = _mm_set1_epi8(0x1f);
         let mut bad = _mm_setzero_si128();
         let mut high = _mm_setzero_si128();
-        for (w, word) in words.iter_mut().enumerate().take(n) {
-            let mut bits = 0u64;
+        for w in 0..n {
+            let (mut q, mut e) = (0u64, 0u64);
             for k in 0..4 {
                 let off = w * 64 + k * 16;
                 if off >= b.len() {
@@ -191,19 +242,52 @@ fn quote_bits(b: &[u8], words: &mut [u64]) -> Option<(usize, bool)> {
                     tail[..b.len() - off].copy_from_slice(&b[off..]);
                     _mm_loadu_si128(tail.as_ptr().cast())
                 };
-                let q = _mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) as u16;
-                bits |= u64::from(q) << (k * 16);
-                let ctrl = _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v);
-                bad = _mm_or_si128(bad, _mm_or_si128(_mm_cmpeq_epi8(v, backslash), ctrl));
+                q |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) as u16) << (k * 16);
+                e |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, backslash)) as u16) << (k * 16);
+                bad = _mm_or_si128(bad, _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v));
                 high = _mm_or_si128(high, v);
             }
-            *word = bits;
+            quotes[w] = q;
+            escapes[w] = e;
+            any_escape |= e;
         }
         if _mm_movemask_epi8(bad) != 0 {
             return None;
         }
-        Some((n, _mm_movemask_epi8(high) == 0))
+        _mm_movemask_epi8(high) == 0
+    };
+    if any_escape != 0 {
+        read_escapes(b, &mut quotes[..n], &mut escapes[..n])?;
     }
+    Some((n, ascii))
+}
+
+/// The escape pass of [`quote_bits`]: `escapes` holds every `\\` on
+/// entry and the escapes' first bytes on return.
+fn read_escapes(b: &[u8], quotes: &mut [u64], escapes: &mut [u64]) -> Option<()> {
+    let clear = |m: &mut [u64], i: usize| m[i / 64] &= !(1u64 << (i % 64));
+    let mut w = 0;
+    while w < escapes.len() {
+        let mut word = escapes[w];
+        while word != 0 {
+            let p = w * 64 + word.trailing_zeros() as usize;
+            word &= word - 1;
+            match *b.get(p + 1)? {
+                b'"' => clear(quotes, p + 1),
+                b'\\' => {
+                    clear(escapes, p + 1);
+                    if (p + 1) / 64 == w {
+                        word &= !(1u64 << ((p + 1) % 64));
+                    }
+                }
+                b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                b'u' if b.get(p + 2..p + 6)?.iter().all(u8::is_ascii_hexdigit) => {}
+                _ => return None,
+            }
+        }
+        w += 1;
+    }
+    Some(())
 }
 
 /// The byte at `i`, or 0 (which nothing in JSON's grammar accepts) past
@@ -558,16 +642,16 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_quote_index_finds_the_same_string_ends_as_the_byte_scan() {
-        // Every line and truncation the index takes (no backslash, no
-        // control character) must scan the same with either way of
+        // Every line and truncation the index takes (no control
+        // character, no escape serde_json refuses) must scan the same with either way of
         // finding string ends, and ASCII must be reported exactly.
         let ops = crate::synth::generate(300, &crate::synth::SynthOptions::default());
         let mut indexed = 0;
         for op in &ops {
             for cut in (0..=op.line.len()).rev().step_by(7) {
                 let line = &op.line[..cut];
-                let mut words = [0u64; QUOTE_WORDS];
-                let Some((n, ascii)) = quote_bits(line, &mut words) else {
+                let (mut quotes, mut escapes) = ([0u64; QUOTE_WORDS], [0u64; QUOTE_WORDS]);
+                let Some((n, ascii)) = quote_bits(line, &mut quotes, &mut escapes) else {
                     continue;
                 };
                 assert_eq!(ascii, line.is_ascii());
@@ -579,12 +663,69 @@ mod tests {
                     r.map(|r| format!("{} {} {}", r.did, r.cid, r.created_at))
                 };
                 assert_eq!(
-                    show(scan_with(text, &Quotes(&words[..n]))),
+                    show(scan_with(
+                        text,
+                        &Quotes {
+                            quotes: &quotes[..n],
+                            escapes: &escapes[..n]
+                        }
+                    )),
                     show(scan_with(text, &Swar)),
                     "{text:?}"
                 );
             }
         }
         assert!(indexed > 10_000, "only {indexed} lines took the index");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn escapes_anywhere_scan_the_same_indexed_byte_by_byte_and_by_serde() {
+        // Valid and invalid escapes (and runs of backslashes) put inside
+        // strings, between tokens and at the ends of realistic lines.
+        let ops = crate::synth::generate(60, &crate::synth::SynthOptions::default());
+        let snippets: [&[u8]; 10] = [
+            br#"\""#,
+            br"\\",
+            br#"\\\""#,
+            br"\/\b\f\n\r\t",
+            br"\u00e9",
+            br"\uD83D\uDE00",
+            br"\q",
+            br"\u12",
+            br"\",
+            br"\\\",
+        ];
+        let (mut indexed, mut accepted) = (0, 0);
+        for op in &ops {
+            for at in (0..op.line.len()).step_by(3) {
+                for snippet in snippets {
+                    let line = [&op.line[..at], snippet, &op.line[at..]].concat();
+                    assert_same_as_serde(&line);
+                    let (mut quotes, mut escapes) = ([0u64; QUOTE_WORDS], [0u64; QUOTE_WORDS]);
+                    let Some((n, _)) = quote_bits(&line, &mut quotes, &mut escapes) else {
+                        continue;
+                    };
+                    let Ok(text) = std::str::from_utf8(&line) else {
+                        continue; // the escape cut a character in two
+                    };
+                    let show = |r: Option<RawOp<'_>>| {
+                        r.map(|r| format!("{} {} {}", r.did, r.cid, r.created_at))
+                    };
+                    let index = Quotes {
+                        quotes: &quotes[..n],
+                        escapes: &escapes[..n],
+                    };
+                    let fast = show(scan_with(text, &index));
+                    assert_eq!(fast, show(scan_with(text, &Swar)), "{text:?}");
+                    indexed += 1;
+                    accepted += usize::from(fast.is_some());
+                }
+            }
+        }
+        assert!(
+            indexed > 20_000 && accepted > 10_000,
+            "{indexed} {accepted}"
+        );
     }
 }
