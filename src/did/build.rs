@@ -275,6 +275,35 @@ mod merge_tests {
         want.sort_unstable();
         assert_eq!(super::merge_runs(runs), want);
     }
+
+    #[test]
+    fn the_integer_key_orders_records_as_their_bytes_do() {
+        // Pseudo-random records, many sharing prefixes of every length,
+        // sorted by the key and by the bytes; and merged from sorted runs.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut byte = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 3) as u8 * 0x7f
+        };
+        let recs: Vec<[u8; super::RECORD_LEN]> =
+            (0..5000).map(|_| std::array::from_fn(|_| byte())).collect();
+        let mut by_bytes = recs.clone();
+        by_bytes.sort();
+        let mut by_key = recs.clone();
+        by_key.sort_by_key(super::sort_key);
+        assert_eq!(by_key, by_bytes);
+        let runs: Vec<Vec<_>> = recs
+            .chunks(700)
+            .map(|c| {
+                let mut c = c.to_vec();
+                c.sort_unstable_by_key(super::sort_key);
+                c
+            })
+            .collect();
+        assert_eq!(super::merge_runs(runs), by_bytes);
+    }
 }
 
 /// Reads a batch of bundles on `threads` threads; returns their records,
@@ -330,22 +359,40 @@ fn read_batch(
     Ok((merge_runs(runs), frames))
 }
 
+/// A record as two big-endian integers ([`sort_key`]).
+type SortKey = (u128, u64);
+
+/// A record as two big-endian integers, which order as its bytes do:
+/// sorting and merging compare these inline instead of calling `memcmp`
+/// on 21-byte arrays (which was 6% of `plc-index`'s CPU time).
+#[inline]
+fn sort_key(r: &[u8; RECORD_LEN]) -> SortKey {
+    const _: () = assert!(RECORD_LEN > 16 && RECORD_LEN <= 24);
+    let mut tail = [0u8; 8];
+    tail[..RECORD_LEN - 16].copy_from_slice(&r[16..]);
+    (
+        u128::from_be_bytes(r[..16].try_into().expect("16 bytes")),
+        u64::from_be_bytes(tail),
+    )
+}
+
 /// Merges runs of sorted records (each bundle's, sorted on the thread that
 /// read it) into one sorted vector.
 fn merge_runs(runs: Vec<Vec<[u8; RECORD_LEN]>>) -> Vec<[u8; RECORD_LEN]> {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
     let mut out = Vec::with_capacity(runs.iter().map(Vec::len).sum());
-    let mut heap: BinaryHeap<Reverse<([u8; RECORD_LEN], usize, usize)>> = runs
+    // (key, run, position in the run), smallest first.
+    let mut heap: BinaryHeap<Reverse<(SortKey, usize, usize)>> = runs
         .iter()
         .enumerate()
         .filter(|(_, r)| !r.is_empty())
-        .map(|(i, r)| Reverse((r[0], i, 0)))
+        .map(|(i, r)| Reverse((sort_key(&r[0]), i, 0)))
         .collect();
-    while let Some(Reverse((rec, run, at))) = heap.pop() {
-        out.push(rec);
+    while let Some(Reverse((_, run, at))) = heap.pop() {
+        out.push(runs[run][at]);
         if let Some(next) = runs[run].get(at + 1) {
-            heap.push(Reverse((*next, run, at + 1)));
+            heap.push(Reverse((sort_key(next), run, at + 1)));
         }
     }
     out
@@ -480,7 +527,7 @@ fn decode_bundle(
             entry.operation_count
         )));
     }
-    records.sort_unstable();
+    records.sort_unstable_by_key(sort_key);
     Ok((
         records,
         BundleFrames {
