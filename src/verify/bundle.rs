@@ -444,9 +444,7 @@ fn read_lines(content: &[u8], mut hasher: Option<&mut Sha256>, out: &mut Vec<Pro
     }
     let body = content.strip_suffix(b"\n").unwrap_or(content);
     let mut seq = Sequencer::default();
-    // Borrowed from `content` (owned only for escaped values): no
-    // allocation per operation; distinct DIDs are counted by sorting.
-    let mut dids: Vec<Cow<'_, str>> = Vec::with_capacity(crate::index::BUNDLE_SIZE);
+    let mut dids = crate::index::DistinctDids::with_capacity(crate::index::BUNDLE_SIZE);
     let mut ends = EdgeTracker::default();
     let mut ops = 0u64;
     let mut bad_lines = 0;
@@ -480,7 +478,7 @@ fn read_lines(content: &[u8], mut hasher: Option<&mut Sha256>, out: &mut Vec<Pro
             Err(r) => out.push(Problem::new(field(), r)),
         }
         ends.observe(op.time, op.created_at, op.cid);
-        dids.push(op.did);
+        dids.insert(op.did);
     }
     if let Some(hasher) = hasher {
         hasher.update(&content[hashed..]);
@@ -494,7 +492,7 @@ fn read_lines(content: &[u8], mut hasher: Option<&mut Sha256>, out: &mut Vec<Pro
     let (first, last) = ends.finish();
     Scan {
         operations: ops,
-        distinct_dids: crate::index::count_distinct(dids.iter().map(|d| &**d)),
+        distinct_dids: dids.count(),
         first,
         last,
     }

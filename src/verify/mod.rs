@@ -19,7 +19,9 @@ mod bundle;
 mod files;
 mod report;
 
-pub use bundle::{check_bundle, check_link, check_stored_file, BundleCheck, Edge, Link, Problem};
+pub use bundle::{
+    check_bundle, check_link, check_stored_file, scan_lines, BundleCheck, Edge, Link, Problem,
+};
 
 use crate::error::{Error, IoContext, Result};
 use crate::index::{bundle_file_name, chain_hash, BundleEntry, ParsedIndex, INDEX_FILE};
