@@ -8,14 +8,18 @@
 //! are never re-serialized: the tools pass on exactly what they read.
 //!
 //! One job per file: [`reader`] cuts input into lines, [`scan`] is the fast
-//! check that proves most lines valid, [`fallback`] is serde_json's verdict
-//! (and wording) for every other line, and [`sequence`] keeps the order and
-//! spots repeats. This file ties the two checks into [`parse_op`].
+//! check that proves most lines valid, [`shape`] proves a line valid by
+//! its likeness to one already proven, [`fallback`] is serde_json's
+//! verdict (and wording) for every other line, and [`sequence`] keeps the
+//! order and spots repeats. This file ties the checks into [`parse_op`]
+//! and [`OpParser`].
 
 mod fallback;
 mod reader;
 mod scan;
 mod sequence;
+#[cfg(target_arch = "x86_64")]
+mod shape;
 
 pub use reader::{split_lines, LineReader, MAX_LINE};
 pub use sequence::{Seen, Sequencer};
@@ -63,6 +67,38 @@ pub fn parse_op(line: &[u8]) -> std::result::Result<Op<'_>, String> {
     match scan::scan(line) {
         Some(raw) => finish(raw),
         None => fallback::parse_op_serde(line),
+    }
+}
+
+/// [`parse_op`] for a run of lines (a bundle's): the same verdicts and
+/// fields, faster on CPUs with AVX-512 by remembering the shapes of the
+/// lines already proven valid (see [`shape`]).
+#[derive(Default)]
+pub struct OpParser {
+    #[cfg(target_arch = "x86_64")]
+    shapes: shape::Shapes,
+}
+
+impl OpParser {
+    /// [`parse_op`] of `line`.
+    pub fn parse<'a>(&mut self, line: &'a [u8]) -> std::result::Result<Op<'a>, String> {
+        #[cfg(target_arch = "x86_64")]
+        let fast = self.shapes.scan(line);
+        #[cfg(not(target_arch = "x86_64"))]
+        let fast = scan::scan(line);
+        match fast {
+            Some(raw) => finish(raw),
+            None => fallback::parse_op_serde(line),
+        }
+    }
+
+    /// An [`OpParser`] that runs the shape logic with portable passes,
+    /// on any CPU (the tests compare it with serde_json).
+    #[cfg(all(test, target_arch = "x86_64"))]
+    fn portable() -> Self {
+        OpParser {
+            shapes: shape::Shapes::portable(),
+        }
     }
 }
 

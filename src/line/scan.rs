@@ -64,6 +64,17 @@ fn scan_indexed<const W: usize>(line: &[u8]) -> Option<Option<RawOp<'_>>> {
 /// strings end.
 #[inline(always)]
 fn scan_with<'a, S: Strings>(text: &'a str, strings: &S) -> Option<RawOp<'a>> {
+    scan_with_keys(text, strings, &mut |_| {})
+}
+
+/// [`scan_with`], calling `on_key` with where each top-level key's
+/// content starts (for [`super::shape`], which learns a line's shape).
+#[inline(always)]
+pub(super) fn scan_with_keys<'a, S: Strings>(
+    text: &'a str,
+    strings: &S,
+    on_key: &mut impl FnMut(usize),
+) -> Option<RawOp<'a>> {
     let b = text.as_bytes();
     if b.first() != Some(&b'{') || b.last() != Some(&b'}') {
         return None;
@@ -76,6 +87,7 @@ fn scan_with<'a, S: Strings>(text: &'a str, strings: &S) -> Option<RawOp<'a>> {
             return None; // `{}`, a trailing comma, a key that is no string
         }
         let key_start = i + 1;
+        on_key(key_start);
         let key_end = strings.end_plain(b, key_start)?;
         i = skip_ws(b, key_end + 1);
         if at(b, i) != b':' {
@@ -118,7 +130,7 @@ fn scan_with<'a, S: Strings>(text: &'a str, strings: &S) -> Option<RawOp<'a>> {
 }
 
 /// How [`scan`] finds where a string ends.
-trait Strings {
+pub(super) trait Strings {
     /// The index of the `"` closing a string whose content starts at `i`,
     /// when the content has no escape and no control character.
     fn end_plain(&self, b: &[u8], i: usize) -> Option<usize>;
@@ -144,7 +156,7 @@ impl Strings for Swar {
 
 /// Lines up to this many 64-byte words (8 KB; operations are about 700
 /// bytes, the largest a few KB) are indexed by [`quote_bits`].
-const QUOTE_WORDS: usize = 128;
+pub(super) const QUOTE_WORDS: usize = 128;
 
 /// Lines up to this many words (2 KB) are indexed with smaller arrays:
 /// zeroing the larger ones cost more than the index of a short line.
@@ -155,9 +167,9 @@ const SHORT_WORDS: usize = 32;
 /// starts an escape (each one checked by [`quote_bits`]): the quote that
 /// ends a string is simply the next one, found with one bit search
 /// instead of a scan of the string's bytes.
-struct Quotes<'a> {
-    quotes: &'a [u64],
-    escapes: &'a [u64],
+pub(super) struct Quotes<'a> {
+    pub(super) quotes: &'a [u64],
+    pub(super) escapes: &'a [u64],
 }
 
 impl Quotes<'_> {
@@ -176,7 +188,7 @@ impl Quotes<'_> {
 
     /// Whether an escape starts in `from..to`.
     #[inline(always)]
-    fn escape_in(&self, from: usize, to: usize) -> bool {
+    pub(super) fn escape_in(&self, from: usize, to: usize) -> bool {
         let (wf, wt) = (from / 64, to / 64);
         let lo = u64::MAX << (from % 64);
         let hi = (1u64 << (to % 64)) - 1;
@@ -217,17 +229,26 @@ impl Strings for Quotes<'_> {
 #[cfg(target_arch = "x86_64")]
 fn quote_bits(b: &[u8], quotes: &mut [u64], escapes: &mut [u64]) -> Option<(usize, bool)> {
     let n = b.len().div_ceil(64);
-    assert!(n <= quotes.len() && n <= escapes.len());
-    let ascii = if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { classify_avx2(b, quotes, escapes)? }
-    } else {
-        classify_sse2(b, quotes, escapes)?
-    };
+    let ascii = first_pass(b, quotes, escapes)?;
     if escapes[..n].iter().any(|&e| e != 0) {
         read_escapes(b, &mut quotes[..n], &mut escapes[..n])?;
     }
     Some((n, ascii))
+}
+
+/// The first pass of [`quote_bits`]: fills `quotes` and `escapes` with
+/// every `"` and `\\` of `b` (at most `64 * quotes.len()` bytes) and
+/// returns whether `b` is ASCII, or `None` for a control character.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn first_pass(b: &[u8], quotes: &mut [u64], escapes: &mut [u64]) -> Option<bool> {
+    let n = b.len().div_ceil(64);
+    assert!(n <= quotes.len() && n <= escapes.len());
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        unsafe { classify_avx2(b, quotes, escapes) }
+    } else {
+        classify_sse2(b, quotes, escapes)
+    }
 }
 
 /// The first pass of [`quote_bits`], sixteen bytes at a time: fills
@@ -320,7 +341,7 @@ unsafe fn classify_avx2(b: &[u8], quotes: &mut [u64], escapes: &mut [u64]) -> Op
 
 /// The escape pass of [`quote_bits`]: `escapes` holds every `\\` on
 /// entry and the escapes' first bytes on return.
-fn read_escapes(b: &[u8], quotes: &mut [u64], escapes: &mut [u64]) -> Option<()> {
+pub(super) fn read_escapes(b: &[u8], quotes: &mut [u64], escapes: &mut [u64]) -> Option<()> {
     let clear = |m: &mut [u64], i: usize| m[i / 64] &= !(1u64 << (i % 64));
     let mut w = 0;
     while w < escapes.len() {

@@ -10,7 +10,7 @@
 //! counts, times and order the entry claims.
 
 use crate::index::{chain_hash, sha256_hex, BundleEntry};
-use crate::line::{parse_op, Seen, Sequencer};
+use crate::line::{OpParser, Seen, Sequencer};
 use crate::repo::{content_bound, decompress_bounded};
 use crate::time::Timestamp;
 use sha2::{Digest, Sha256};
@@ -444,6 +444,7 @@ fn read_lines(content: &[u8], mut hasher: Option<&mut Sha256>, out: &mut Vec<Pro
     }
     let body = content.strip_suffix(b"\n").unwrap_or(content);
     let mut seq = Sequencer::default();
+    let mut parser = OpParser::default();
     let mut dids = crate::index::DistinctDids::with_capacity(crate::index::BUNDLE_SIZE);
     let mut ends = EdgeTracker::default();
     let mut ops = 0u64;
@@ -459,7 +460,7 @@ fn read_lines(content: &[u8], mut hasher: Option<&mut Sha256>, out: &mut Vec<Pro
         }
         ops += 1;
         let field = || format!("operation {}", i + 1);
-        let op = match parse_op(line) {
+        let op = match parser.parse(line) {
             Ok(op) => op,
             Err(r) => {
                 bad_lines += 1;

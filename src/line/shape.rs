@@ -1,0 +1,675 @@
+//! Lines proven valid by their shape. A line's skeleton is its bytes
+//! outside strings (the quotes kept, the strings' contents dropped). When
+//! a line has no control character and valid escapes, whether it is one
+//! JSON object depends on its skeleton alone, so a line whose skeleton
+//! equals that of a line the scanner already proved valid is valid, with
+//! the same structure: its did, cid and createdAt are the strings at the
+//! same places, once its top-level keys are checked to be the same bytes
+//! (a renamed or repeated `cid` leaves the skeleton unchanged).
+//!
+//! A bundle's operations come in a handful of shapes (about twenty in
+//! generated data), so most lines are checked with three passes of
+//! 64-byte vector instructions (classify, skeleton, quote positions) and a
+//! comparison, instead of the token walk of [`super::scan`], whose every
+//! step waits on the one before. The first line of each shape, and every
+//! line that matches none, still takes the walk. The vector passes need
+//! AVX-512 (F, BW, VBMI2); without it every line takes the walk, as
+//! before. A portable version of the same passes exists for the tests, so
+//! that the shape logic is tested on every CPU.
+
+use super::scan::{self, Quotes};
+use super::RawOp;
+use std::borrow::Cow;
+
+/// Longest line handled here, in 64-byte words (the quote index's).
+const WORDS: usize = scan::QUOTE_WORDS;
+
+/// Shapes remembered, most recently used first.
+const MAX_SHAPES: usize = 16;
+
+/// How the passes run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// Not at all: every line goes to [`scan::scan`].
+    Off,
+    /// Byte and bit loops (tests, on any CPU).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Portable,
+    /// AVX-512 F, BW and VBMI2, and PCLMULQDQ.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+/// The shapes of lines proven valid so far, and the buffers of the line
+/// being checked (reused from one line to the next).
+pub(super) struct Shapes {
+    mode: Mode,
+    quotes: Vec<u64>,
+    escapes: Vec<u64>,
+    skeleton: Vec<u8>,
+    positions: Vec<u16>,
+    known: Vec<Shape>,
+    keys: Vec<usize>,
+    /// Lines proven by a known shape (for the tests).
+    #[cfg(test)]
+    hits: usize,
+}
+
+/// One shape: a skeleton, the top-level keys (by the ordinal of their
+/// opening quote among the line's quotes, and their bytes), and the
+/// ordinals of the opening quotes of the did, cid and createdAt values.
+#[derive(Default)]
+struct Shape {
+    skeleton: Vec<u8>,
+    keys: Vec<(u32, std::ops::Range<usize>)>,
+    key_bytes: Vec<u8>,
+    fields: [u32; 3],
+}
+
+impl Default for Shapes {
+    fn default() -> Self {
+        Shapes::with_mode(Mode::best())
+    }
+}
+
+impl Mode {
+    fn best() -> Mode {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vbmi2")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+        {
+            return Mode::Avx512;
+        }
+        Mode::Off
+    }
+}
+
+impl Shapes {
+    fn with_mode(mode: Mode) -> Self {
+        let buffers = mode != Mode::Off;
+        let size = |n: usize| if buffers { n } else { 0 };
+        Shapes {
+            mode,
+            quotes: vec![0; size(WORDS)],
+            escapes: vec![0; size(WORDS)],
+            // Each pass stores whole vectors: room for one past the end.
+            skeleton: vec![0; size(WORDS * 64 + 64)],
+            positions: vec![0; size(WORDS * 64 + 32)],
+            known: Vec::new(),
+            keys: Vec::new(),
+            #[cfg(test)]
+            hits: 0,
+        }
+    }
+
+    /// The shape logic through the portable passes, on any CPU.
+    #[cfg(test)]
+    pub(super) fn portable() -> Self {
+        Shapes::with_mode(Mode::Portable)
+    }
+
+    /// What [`scan::scan`] says of `line`, through a known shape when the
+    /// line has one; a line proven valid by the walk teaches its shape.
+    pub(super) fn scan<'a>(&mut self, line: &'a [u8]) -> Option<RawOp<'a>> {
+        if self.mode == Mode::Off || line.is_empty() || line.len() > WORDS * 64 {
+            return scan::scan(line);
+        }
+        let n = line.len().div_ceil(64);
+        let Some(ascii) = self.classify(line, n) else {
+            return scan::scan(line); // a control character
+        };
+        let escaped = self.escapes[..n].iter().any(|&e| e != 0);
+        if escaped
+            && scan::read_escapes(line, &mut self.quotes[..n], &mut self.escapes[..n]).is_none()
+        {
+            return scan::scan(line); // an escape serde_json refuses
+        }
+        let text = if ascii {
+            // SAFETY: no byte of `line` is above 0x7F, and ASCII is UTF-8.
+            unsafe { std::str::from_utf8_unchecked(line) }
+        } else {
+            std::str::from_utf8(line).ok()?
+        };
+        let len = self.skeleton(line, n);
+        let count = self.positions(n);
+        let index = Quotes {
+            quotes: &self.quotes[..n],
+            escapes: &self.escapes[..n],
+        };
+        let skeleton = &self.skeleton[..len];
+        let positions = &self.positions[..count];
+        if let Some(i) = self.known.iter().position(|s| s.skeleton == skeleton) {
+            let escapes = escaped.then_some(&index);
+            if let Some(raw) = self.known[i].fields(text, positions, escapes) {
+                self.known[..=i].rotate_right(1);
+                #[cfg(test)]
+                {
+                    self.hits += 1;
+                }
+                return Some(raw);
+            }
+        }
+        self.keys.clear();
+        let keys = &mut self.keys;
+        let raw = scan::scan_with_keys(text, &index, &mut |k| keys.push(k))?;
+        learn(&mut self.known, skeleton, positions, &self.keys, text, &raw);
+        Some(raw)
+    }
+
+    /// Fills `quotes` and `escapes` for `line`'s `n` words; `None` for a
+    /// control character, else whether `line` is ASCII.
+    fn classify(&mut self, line: &[u8], n: usize) -> Option<bool> {
+        let (q, e) = (&mut self.quotes[..n], &mut self.escapes[..n]);
+        match self.mode {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the mode is chosen only on a CPU with these features.
+            Mode::Avx512 => unsafe { avx512::classify(line, q, e) },
+            _ => scan::first_pass(line, q, e),
+        }
+    }
+
+    /// Writes `line`'s skeleton to `skeleton`, returns its length.
+    fn skeleton(&mut self, line: &[u8], n: usize) -> usize {
+        let (q, out) = (&self.quotes[..n], &mut self.skeleton[..]);
+        match self.mode {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in `classify`.
+            Mode::Avx512 => unsafe { avx512::skeleton(line, q, out) },
+            _ => skeleton_portable(line, q, out),
+        }
+    }
+
+    /// Writes the index of every quote to `positions`, returns how many.
+    fn positions(&mut self, n: usize) -> usize {
+        let (q, out) = (&self.quotes[..n], &mut self.positions[..]);
+        match self.mode {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in `classify`.
+            Mode::Avx512 => unsafe { avx512::positions(q, out) },
+            _ => positions_portable(q, out),
+        }
+    }
+}
+
+impl Shape {
+    /// The did, cid and createdAt of a line with this shape's skeleton,
+    /// whose quotes are at `positions`: `None` when a top-level key's
+    /// bytes differ, or when a value holds an escape (which the walk
+    /// leaves to serde_json).
+    fn fields<'a>(
+        &self,
+        text: &'a str,
+        positions: &[u16],
+        escapes: Option<&Quotes<'_>>,
+    ) -> Option<RawOp<'a>> {
+        let span = |o: u32| -> Option<(usize, usize)> {
+            let o = o as usize;
+            Some((
+                usize::from(*positions.get(o)?) + 1,
+                usize::from(*positions.get(o + 1)?),
+            ))
+        };
+        let b = text.as_bytes();
+        for (o, range) in &self.keys {
+            let (s, e) = span(*o)?;
+            if b.get(s..e)? != &self.key_bytes[range.clone()] {
+                return None;
+            }
+        }
+        let value = |o: u32| -> Option<&'a str> {
+            let (s, e) = span(o)?;
+            if escapes.is_some_and(|q| q.escape_in(s, e)) {
+                return None;
+            }
+            text.get(s..e)
+        };
+        Some(RawOp {
+            did: Cow::Borrowed(value(self.fields[0])?),
+            cid: Cow::Borrowed(value(self.fields[1])?),
+            created_at: Cow::Borrowed(value(self.fields[2])?),
+        })
+    }
+}
+
+/// Remembers the shape of `text`, just proven valid by the walk (which
+/// found its top-level keys starting at `keys` and returned `raw`), in
+/// front of `known`, reusing the least recently used shape's buffers
+/// when there are [`MAX_SHAPES`].
+fn learn(
+    known: &mut Vec<Shape>,
+    skeleton: &[u8],
+    positions: &[u16],
+    keys: &[usize],
+    text: &str,
+    raw: &RawOp<'_>,
+) {
+    // The ordinal of the quote just before byte `start`.
+    let ordinal = |start: usize| -> Option<u32> {
+        let quote = u16::try_from(start.checked_sub(1)?).ok()?;
+        positions.binary_search(&quote).ok().map(|o| o as u32)
+    };
+    let at = |s: &Cow<'_, str>| match s {
+        Cow::Borrowed(s) => ordinal(s.as_ptr() as usize - text.as_ptr() as usize),
+        Cow::Owned(_) => None,
+    };
+    let (Some(did), Some(cid), Some(created_at)) =
+        (at(&raw.did), at(&raw.cid), at(&raw.created_at))
+    else {
+        return;
+    };
+    let mut shape = if known.len() == MAX_SHAPES {
+        known.pop().unwrap_or_default()
+    } else {
+        Shape::default()
+    };
+    shape.skeleton.clear();
+    shape.skeleton.extend_from_slice(skeleton);
+    shape.keys.clear();
+    shape.key_bytes.clear();
+    let b = text.as_bytes();
+    for &start in keys {
+        let Some(o) = ordinal(start) else { return };
+        let end = usize::from(positions[o as usize + 1]);
+        let from = shape.key_bytes.len();
+        shape.key_bytes.extend_from_slice(&b[start..end]);
+        shape.keys.push((o, from..shape.key_bytes.len()));
+    }
+    shape.fields = [did, cid, created_at];
+    known.insert(0, shape);
+}
+
+/// Bit `i` set when byte `i` is inside a string (its opening quote
+/// included, its closing quote not), given the quotes of one word and
+/// whether the word starts inside a string (`carry` all ones).
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+/// The bytes of a word to keep in the skeleton (outside strings, and the
+/// quotes), and the carry into the next word.
+#[inline(always)]
+fn keep_mask(q: u64, inside_prefix: u64, carry: u64) -> (u64, u64) {
+    let inside = inside_prefix ^ carry;
+    (!inside | q, ((inside as i64) >> 63) as u64)
+}
+
+/// The skeleton of `line` (quotes in `quotes`) into `out`, byte by byte.
+fn skeleton_portable(line: &[u8], quotes: &[u64], out: &mut [u8]) -> usize {
+    let (mut len, mut carry) = (0, 0u64);
+    for (w, &q) in quotes.iter().enumerate() {
+        let (keep, next) = keep_mask(q, prefix_xor(q), carry);
+        carry = next;
+        for (i, &byte) in line[w * 64..].iter().take(64).enumerate() {
+            if keep >> i & 1 == 1 {
+                out[len] = byte;
+                len += 1;
+            }
+        }
+    }
+    len
+}
+
+/// The index of every quote in `quotes` into `out`, bit by bit.
+fn positions_portable(quotes: &[u64], out: &mut [u16]) -> usize {
+    let mut k = 0;
+    for (w, &q) in quotes.iter().enumerate() {
+        let mut q = q;
+        while q != 0 {
+            out[k] = (w * 64 + q.trailing_zeros() as usize) as u16;
+            k += 1;
+            q &= q - 1;
+        }
+    }
+    k
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    //! The three passes, one 64-byte word per step.
+    use std::arch::x86_64::*;
+
+    /// The mask of the bytes of word `w` that are inside `len`.
+    #[inline(always)]
+    fn valid(len: usize, w: usize) -> u64 {
+        match len - w * 64 {
+            rest if rest >= 64 => u64::MAX,
+            rest => (1u64 << rest) - 1,
+        }
+    }
+
+    /// Word `w` of `line`, zeros past its end. A masked load touches no
+    /// byte outside the mask, so it never reads past `line`.
+    #[inline(always)]
+    unsafe fn load(line: &[u8], w: usize) -> (__m512i, u64) {
+        let m = valid(line.len(), w);
+        // SAFETY: the mask covers only bytes of `line`.
+        let v = unsafe { _mm512_maskz_loadu_epi8(m, line.as_ptr().add(w * 64).cast()) };
+        (v, m)
+    }
+
+    /// [`super::scan::first_pass`], a word per step.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F and BW; `quotes` and `escapes` hold
+    /// `line.len().div_ceil(64)` words.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn classify(
+        line: &[u8],
+        quotes: &mut [u64],
+        escapes: &mut [u64],
+    ) -> Option<bool> {
+        let (quote, backslash) = (_mm512_set1_epi8(b'"' as i8), _mm512_set1_epi8(b'\\' as i8));
+        let space = _mm512_set1_epi8(0x20);
+        let (mut bad, mut high) = (0u64, 0u64);
+        for w in 0..quotes.len() {
+            // SAFETY: w < line.len().div_ceil(64).
+            let (v, m) = unsafe { load(line, w) };
+            quotes[w] = _mm512_cmpeq_epi8_mask(v, quote);
+            escapes[w] = _mm512_cmpeq_epi8_mask(v, backslash);
+            bad |= _mm512_mask_cmplt_epu8_mask(m, v, space);
+            high |= _mm512_movepi8_mask(v);
+        }
+        (bad == 0).then_some(high == 0)
+    }
+
+    /// [`super::skeleton_portable`], a word per step: the kept bytes are
+    /// packed by one compress instruction.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VBMI2 and PCLMULQDQ; `quotes`
+    /// holds `line.len().div_ceil(64)` words; `out` has room for
+    /// `line.len() + 64` bytes.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,pclmulqdq")]
+    pub(super) unsafe fn skeleton(line: &[u8], quotes: &[u64], out: &mut [u8]) -> usize {
+        assert!(out.len() >= quotes.len() * 64 + 64);
+        let ones = _mm_set1_epi8(-1);
+        let (mut len, mut carry) = (0usize, 0u64);
+        for (w, &q) in quotes.iter().enumerate() {
+            // SAFETY: as in `classify`.
+            let (v, m) = unsafe { load(line, w) };
+            // Carry-less multiplication by all ones: the prefix XOR.
+            let prefix =
+                _mm_cvtsi128_si64(_mm_clmulepi64_si128(_mm_set_epi64x(0, q as i64), ones, 0))
+                    as u64;
+            let (keep, next) = super::keep_mask(q, prefix, carry);
+            carry = next;
+            let keep = keep & m;
+            // SAFETY: len <= w * 64, and out has 64 bytes past the last
+            // word's start.
+            unsafe {
+                _mm512_storeu_si512(
+                    out.as_mut_ptr().add(len).cast(),
+                    _mm512_maskz_compress_epi8(keep, v),
+                );
+            }
+            len += keep.count_ones() as usize;
+        }
+        len
+    }
+
+    /// [`super::positions_portable`], a word per step: the quotes'
+    /// indexes are packed by two compress instructions.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VBMI2; `out` has room for
+    /// `quotes.len() * 64 + 32` entries, and `quotes.len() <= 512`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2")]
+    pub(super) unsafe fn positions(quotes: &[u64], out: &mut [u16]) -> usize {
+        assert!(out.len() >= quotes.len() * 64 + 32 && quotes.len() <= 512);
+        let mut lanes = [0i16; 32];
+        for (i, l) in lanes.iter_mut().enumerate() {
+            *l = i as i16;
+        }
+        // SAFETY: 32 lanes of 16 bits are 64 bytes.
+        let low = unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) };
+        let high = _mm512_add_epi16(low, _mm512_set1_epi16(32));
+        let mut k = 0usize;
+        for (w, &q) in quotes.iter().enumerate() {
+            let base = _mm512_set1_epi16((w * 64) as i16);
+            for (half, lanes) in [(q as u32, low), ((q >> 32) as u32, high)] {
+                let packed = _mm512_maskz_compress_epi16(half, _mm512_add_epi16(lanes, base));
+                // SAFETY: k <= w * 64 + 32, and out has 32 entries past
+                // the last word's.
+                unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(k).cast(), packed) };
+                k += half.count_ones() as usize;
+            }
+        }
+        k
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::fallback::parse_op_serde;
+    use crate::line::{Op, OpParser};
+
+    fn show(r: &std::result::Result<Op<'_>, String>) -> String {
+        match r {
+            Ok(op) => format!("ok {:?} {:?} {:?}", op.did, op.cid, op.created_at),
+            Err(e) => format!("err {e}"),
+        }
+    }
+
+    /// The parsers (the portable passes, and the AVX-512 ones when the
+    /// CPU has them) give serde_json's verdict and fields on `line`.
+    fn assert_same_as_serde(parsers: &mut [OpParser], line: &[u8]) {
+        let want = show(&parse_op_serde(line));
+        for p in parsers.iter_mut() {
+            assert_eq!(
+                show(&p.parse(line)),
+                want,
+                "{:?} {:?}",
+                p.shapes.mode,
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    fn parsers() -> Vec<OpParser> {
+        let mut all = vec![OpParser::portable()];
+        if Mode::best() != Mode::Off {
+            all.push(OpParser::default());
+        }
+        all
+    }
+
+    fn hits(parsers: &[OpParser]) -> usize {
+        parsers.iter().map(|p| p.shapes.hits).min().unwrap_or(0)
+    }
+
+    #[test]
+    fn lines_like_proven_ones_get_serde_verdicts() {
+        // Each realistic operation is parsed (teaching its shape), then
+        // every truncation and every one-byte change of it (to bytes that
+        // matter to JSON) right after it: a change inside a string keeps
+        // the skeleton, so the known shape decides; any other change goes
+        // to the walk. Verdicts and fields must be serde_json's.
+        let ops = crate::synth::generate(12, &crate::synth::SynthOptions::default());
+        let alphabet = b"{}[]:,\"\\ 0-1.eEtfnu\x00\x1fxA\xc3\xa9";
+        let mut parsers = parsers();
+        for op in &ops {
+            assert_same_as_serde(&mut parsers, &op.line);
+            for cut in 0..op.line.len() {
+                assert_same_as_serde(&mut parsers, &op.line[..cut]);
+            }
+            for pos in 0..op.line.len() {
+                for &byte in alphabet {
+                    let mut m = op.line.clone();
+                    m[pos] = byte;
+                    assert_same_as_serde(&mut parsers, &op.line);
+                    assert_same_as_serde(&mut parsers, &m);
+                }
+            }
+        }
+        assert!(hits(&parsers) > 50_000, "{}", hits(&parsers));
+    }
+
+    #[test]
+    fn lines_changed_in_several_places_get_serde_verdicts() {
+        // Two to four bytes of a realistic operation changed at once, at
+        // positions and to values from a fixed pseudo-random sequence,
+        // each after the original line.
+        let ops = crate::synth::generate(40, &crate::synth::SynthOptions::default());
+        let alphabet = b"{}[]:,\"\\0-1.eEtfnulxd";
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        let mut parsers = parsers();
+        for op in &ops {
+            for _ in 0..400 {
+                let mut m = op.line.clone();
+                for _ in 0..2 + next(3) {
+                    let pos = next(m.len());
+                    m[pos] = alphabet[next(alphabet.len())];
+                }
+                assert_same_as_serde(&mut parsers, &op.line);
+                assert_same_as_serde(&mut parsers, &m);
+            }
+        }
+        assert!(hits(&parsers) > 10_000, "{}", hits(&parsers));
+    }
+
+    #[test]
+    fn a_known_skeleton_with_other_keys_or_escaped_fields_is_not_trusted() {
+        // Lines whose skeleton is the first line's, but whose top-level
+        // keys or field values differ in ways that change the verdict or
+        // the fields.
+        let base = r#"{"did":"did:plc:a","operation":{"k":[1,"x"]},"cid":"c1","nullified":false,"createdAt":"2024-01-01T00:00:00.000Z"}"#;
+        let variants = [
+            base.replace(r#""cid":"c1""#, r#""cix":"c1""#),
+            base.replace(r#""nullified""#, r#""cid""#),
+            base.replace(r#""nullified""#, r#""did""#),
+            base.replace(r#""operation""#, r#""createdAt""#),
+            base.replace(r#""did":"did:plc:a""#, r#""did":"did:plc:\u0061""#),
+            base.replace(r#""cid":"c1""#, r#""cid":"c\"1""#),
+            base.replace(r#""cid":"c1""#, r#""c\u0069d":"c1""#),
+            base.replace(r#""k":[1,"x"]"#, r#""k":[1,"\x"]"#),
+            base.replace(r#""k":[1,"x"]"#, r#""k":[1,"\\"]"#),
+            base.replace(r#""k":[1,"x"]"#, r#""k":[1,"é"]"#),
+            base.replace(r#""k":[1,"x"]"#, "\"k\":[1,\"\u{1}\"]"),
+            base.replace(r#""k":[1,"x"]"#, r#""k":[2,"x"]"#),
+            base.replace(
+                r#""createdAt":"2024-01-01T00:00:00.000Z""#,
+                r#""createdAt":"2024-13-01T00:00:00.000Z""#,
+            ),
+            base.replace(r#""did":"did:plc:a""#, r#""did":"""#),
+            base.replace("2024-01-01T00:00:00.000Z", "2024-01-01T00:00:00.001Z"),
+            base.to_string(),
+        ];
+        let mut parsers = parsers();
+        for v in &variants {
+            assert_same_as_serde(&mut parsers, base.as_bytes());
+            assert_same_as_serde(&mut parsers, v.as_bytes());
+        }
+        assert!(hits(&parsers) >= variants.len(), "{}", hits(&parsers));
+    }
+
+    #[test]
+    fn shapes_past_the_cache_size_are_forgotten_and_relearned() {
+        // More shapes than are remembered (arrays of 0 to 39 numbers),
+        // each line twice, in an order that cycles through all of them.
+        let line = |k: usize, t: usize| {
+            let items = vec!["7"; k].join(",");
+            format!(
+                r#"{{"did":"did:plc:{k}","x":[{items}],"cid":"c{t}","createdAt":"2024-01-01T00:00:{:02}.000Z"}}"#,
+                t % 60
+            )
+        };
+        let mut parsers = parsers();
+        for round in 0..3 {
+            for k in 0..40 {
+                assert_same_as_serde(&mut parsers, line(k, round).as_bytes());
+                assert_same_as_serde(&mut parsers, line(k, round + 1).as_bytes());
+            }
+        }
+        assert!(hits(&parsers) >= 120, "{}", hits(&parsers));
+    }
+
+    #[test]
+    fn the_passes_give_what_a_byte_loop_gives() {
+        // Every truncation of realistic lines and every one-byte change
+        // of a few (quote, backslash, control, high and plain bytes),
+        // through the portable passes and, on a CPU that has AVX-512, the
+        // vector ones, against a byte loop that follows strings one quote
+        // at a time.
+        let ops = crate::synth::generate(30, &crate::synth::SynthOptions::default());
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for op in &ops {
+            lines.extend((1..=op.line.len()).map(|cut| op.line[..cut].to_vec()));
+        }
+        for op in &ops[..4] {
+            for pos in 0..op.line.len() {
+                for byte in [b'"', b'\\', 0x01, 0x1f, 0x20, 0x7f, 0x80, 0xff, b'a'] {
+                    let mut m = op.line.clone();
+                    m[pos] = byte;
+                    lines.push(m);
+                }
+            }
+        }
+        let mut modes = vec![Shapes::with_mode(Mode::Portable)];
+        if Mode::best() != Mode::Off {
+            modes.push(Shapes::with_mode(Mode::best()));
+        }
+        let mut checked = [0usize; 2];
+        for line in &lines {
+            let verdict = (!line.iter().any(|&c| c < 0x20)).then_some(line.is_ascii());
+            let (mut inside, mut skeleton, mut positions) = (false, Vec::new(), Vec::new());
+            for (i, &c) in line.iter().enumerate() {
+                if c == b'"' {
+                    inside = !inside;
+                    positions.push(i as u16);
+                    skeleton.push(c);
+                } else if !inside {
+                    skeleton.push(c);
+                }
+            }
+            let n = line.len().div_ceil(64);
+            for s in modes.iter_mut() {
+                assert_eq!(s.classify(line, n), verdict, "{:?}", s.mode);
+                if verdict.is_none() {
+                    continue;
+                }
+                let len = s.skeleton(line, n);
+                assert_eq!(s.skeleton[..len], skeleton[..], "{:?}", s.mode);
+                let k = s.positions(n);
+                assert_eq!(s.positions[..k], positions[..], "{:?}", s.mode);
+            }
+            checked[usize::from(verdict.is_some())] += 1;
+        }
+        assert!(checked.iter().all(|&k| k > 100), "{checked:?}");
+    }
+
+    #[test]
+    fn the_portable_passes_match_a_reading_by_hand() {
+        // The skeleton of a line with strings, escapes already cleared by
+        // the quote index, and the positions of its quotes.
+        let line = br#"{"a":"x\"y","b":[1,"",{"c":null}]}"#;
+        let mut s = Shapes::with_mode(Mode::Portable);
+        let n = line.len().div_ceil(64);
+        assert_eq!(s.classify(line, n), Some(true));
+        scan::read_escapes(line, &mut s.quotes[..n], &mut s.escapes[..n]).unwrap();
+        let len = s.skeleton(line, n);
+        assert_eq!(&s.skeleton[..len], br#"{"":"","":[1,"",{"":null}]}"#);
+        let k = s.positions(n);
+        let want: Vec<u16> = line
+            .iter()
+            .enumerate()
+            .filter(|&(i, &c)| c == b'"' && line[i - 1] != b'\\')
+            .map(|(i, _)| i as u16)
+            .collect();
+        assert_eq!(s.positions[..k], want[..]);
+    }
+}
