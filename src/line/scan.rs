@@ -566,7 +566,7 @@ fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::line::fallback::parse_op_serde;
     use crate::line::{parse_op, Op};
@@ -755,16 +755,14 @@ mod tests {
         assert!(indexed > 10_000, "only {indexed} lines took the index");
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn the_first_passes_mark_what_a_byte_loop_marks() {
-        // Every truncation of realistic lines, and every one-byte change
-        // (quote, backslash, control, high and plain bytes) of a few,
-        // through the SSE2 pass and, on a CPU that has it, the AVX2 one.
-        let ops = crate::synth::generate(40, &crate::synth::SynthOptions::default());
+    /// Every truncation from `shortest` bytes of `n` realistic lines, and
+    /// every one-byte change of four of them to bytes the first passes
+    /// mark or refuse (quote, backslash, control, high and plain bytes).
+    pub(in crate::line) fn cut_and_changed_lines(n: usize, shortest: usize) -> Vec<Vec<u8>> {
+        let ops = crate::synth::generate(n, &crate::synth::SynthOptions::default());
         let mut lines: Vec<Vec<u8>> = Vec::new();
         for op in &ops {
-            lines.extend((0..=op.line.len()).map(|cut| op.line[..cut].to_vec()));
+            lines.extend((shortest..=op.line.len()).map(|cut| op.line[..cut].to_vec()));
         }
         for op in &ops[..4] {
             for pos in 0..op.line.len() {
@@ -775,6 +773,16 @@ mod tests {
                 }
             }
         }
+        lines
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_first_passes_mark_what_a_byte_loop_marks() {
+        // Every truncation of realistic lines, and every one-byte change
+        // (quote, backslash, control, high and plain bytes) of a few,
+        // through the SSE2 pass and, on a CPU that has it, the AVX2 one.
+        let lines = cut_and_changed_lines(40, 0);
         type Marks = (Option<bool>, Vec<u64>, Vec<u64>);
         let byte_loop = |line: &[u8]| -> Marks {
             let n = line.len().div_ceil(64);

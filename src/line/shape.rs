@@ -605,20 +605,7 @@ mod tests {
         // through the portable passes and, on a CPU that has AVX-512, the
         // vector ones, against a byte loop that follows strings one quote
         // at a time.
-        let ops = crate::synth::generate(30, &crate::synth::SynthOptions::default());
-        let mut lines: Vec<Vec<u8>> = Vec::new();
-        for op in &ops {
-            lines.extend((1..=op.line.len()).map(|cut| op.line[..cut].to_vec()));
-        }
-        for op in &ops[..4] {
-            for pos in 0..op.line.len() {
-                for byte in [b'"', b'\\', 0x01, 0x1f, 0x20, 0x7f, 0x80, 0xff, b'a'] {
-                    let mut m = op.line.clone();
-                    m[pos] = byte;
-                    lines.push(m);
-                }
-            }
-        }
+        let lines = crate::line::scan::tests::cut_and_changed_lines(30, 1);
         let mut modes = vec![Shapes::with_mode(Mode::Portable)];
         if Mode::best() != Mode::Off {
             modes.push(Shapes::with_mode(Mode::best()));
