@@ -35,7 +35,7 @@ enum Mode {
     /// Byte and bit loops (tests, on any CPU).
     #[cfg_attr(not(test), allow(dead_code))]
     Portable,
-    /// AVX-512 F, BW and VBMI2, and PCLMULQDQ.
+    /// AVX-512 F, BW and VBMI2, PCLMULQDQ and POPCNT.
     #[cfg(target_arch = "x86_64")]
     Avx512,
 }
@@ -79,6 +79,7 @@ impl Mode {
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vbmi2")
             && std::arch::is_x86_feature_detected!("pclmulqdq")
+            && std::arch::is_x86_feature_detected!("popcnt")
         {
             return Mode::Avx512;
         }
@@ -120,6 +121,54 @@ impl Shapes {
         let Some(ascii) = self.classify(line, n) else {
             return scan::scan(line); // a control character
         };
+        self.decide(line, n, ascii, None)
+    }
+
+    /// The length of `rest`'s first line (up to its first `\n`, or all of
+    /// it) and what [`Shapes::scan`] says of that line. With AVX-512 one
+    /// pass over each 64-byte word finds the newline, classifies the
+    /// bytes and builds the skeleton and the quote positions, so that the
+    /// line is read from memory once.
+    pub(super) fn scan_first<'a>(&mut self, rest: &'a [u8]) -> (usize, Option<RawOp<'a>>) {
+        #[cfg(target_arch = "x86_64")]
+        if self.mode == Mode::Avx512 {
+            // SAFETY: the mode is chosen only on a CPU with these features.
+            let pass = unsafe {
+                avx512::first_line(
+                    rest,
+                    &mut self.quotes,
+                    &mut self.escapes,
+                    &mut self.skeleton,
+                    &mut self.positions,
+                )
+            };
+            if let Some(pass) = pass {
+                let line = &rest[..pass.len];
+                let raw = match pass.ascii {
+                    Some(ascii) if !line.is_empty() => {
+                        let n = line.len().div_ceil(64);
+                        self.decide(line, n, ascii, Some((pass.skeleton, pass.positions)))
+                    }
+                    _ => scan::scan(line), // empty, or a control character
+                };
+                return (pass.len, raw);
+            }
+        }
+        let len = bstr::ByteSlice::find_byte(rest, b'\n').unwrap_or(rest.len());
+        (len, self.scan(&rest[..len]))
+    }
+
+    /// The rest of [`Shapes::scan`] once `line`'s `n` words are classified
+    /// (no control character; `ascii` says whether it is ASCII), with
+    /// `passes` the lengths of the skeleton and positions already built
+    /// from the quotes as classified, if they were.
+    fn decide<'a>(
+        &mut self,
+        line: &'a [u8],
+        n: usize,
+        ascii: bool,
+        passes: Option<(usize, usize)>,
+    ) -> Option<RawOp<'a>> {
         let escaped = self.escapes[..n].iter().any(|&e| e != 0);
         if escaped
             && scan::read_escapes(line, &mut self.quotes[..n], &mut self.escapes[..n]).is_none()
@@ -132,8 +181,11 @@ impl Shapes {
         } else {
             std::str::from_utf8(line).ok()?
         };
-        let len = self.skeleton(line, n);
-        let count = self.positions(n);
+        // Escapes change which quotes count: build both again.
+        let (len, count) = match passes {
+            Some(done) if !escaped => done,
+            _ => (self.skeleton(line, n), self.positions(n)),
+        };
         let index = Quotes {
             quotes: &self.quotes[..n],
             escapes: &self.escapes[..n],
@@ -384,10 +436,10 @@ mod avx512 {
     /// packed by one compress instruction.
     ///
     /// # Safety
-    /// The CPU must have AVX-512 F, BW and VBMI2 and PCLMULQDQ; `quotes`
+    /// The CPU must have AVX-512 F, BW and VBMI2, PCLMULQDQ and POPCNT; `quotes`
     /// holds `line.len().div_ceil(64)` words; `out` has room for
     /// `line.len() + 64` bytes.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,pclmulqdq")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,pclmulqdq,popcnt")]
     pub(super) unsafe fn skeleton(line: &[u8], quotes: &[u64], out: &mut [u8]) -> usize {
         assert!(out.len() >= quotes.len() * 64 + 64);
         let ones = _mm_set1_epi8(-1);
@@ -415,22 +467,132 @@ mod avx512 {
         len
     }
 
-    /// [`super::positions_portable`], a word per step: the quotes'
-    /// indexes are packed by two compress instructions.
+    /// What [`first_line`] found.
+    pub(in crate::line) struct FirstLine {
+        /// The line's length, its newline excluded.
+        pub len: usize,
+        /// `None` for a control character in the line, else whether the
+        /// line is ASCII.
+        pub ascii: Option<bool>,
+        /// The lengths of the skeleton and of the positions written.
+        pub skeleton: usize,
+        pub positions: usize,
+    }
+
+    /// [`classify`], [`skeleton`] and [`positions`] of the first line of
+    /// `rest`, in one pass that also finds where the line ends (its first
+    /// `\n`, or the end of `rest`), each word loaded once. `None` when the
+    /// line is longer than `quotes` covers.
     ///
     /// # Safety
-    /// The CPU must have AVX-512 F, BW and VBMI2; `out` has room for
-    /// `quotes.len() * 64 + 32` entries, and `quotes.len() <= 512`.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2")]
-    pub(super) unsafe fn positions(quotes: &[u64], out: &mut [u16]) -> usize {
-        assert!(out.len() >= quotes.len() * 64 + 32 && quotes.len() <= 512);
+    /// The CPU must have AVX-512 F, BW and VBMI2, PCLMULQDQ and POPCNT; `escapes`
+    /// is as long as `quotes` (at most 512 words), `skeleton` has room for
+    /// 64 bytes per word plus 64, `positions` for 64 per word plus 32.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,pclmulqdq,popcnt")]
+    pub(super) unsafe fn first_line(
+        rest: &[u8],
+        quotes: &mut [u64],
+        escapes: &mut [u64],
+        skeleton: &mut [u8],
+        positions: &mut [u16],
+    ) -> Option<FirstLine> {
+        let words = quotes.len();
+        assert!(
+            escapes.len() == words
+                && words <= 512
+                && skeleton.len() >= words * 64 + 64
+                && positions.len() >= words * 64 + 32
+        );
+        let (quote, backslash) = (_mm512_set1_epi8(b'"' as i8), _mm512_set1_epi8(b'\\' as i8));
+        let (newline, space) = (_mm512_set1_epi8(b'\n' as i8), _mm512_set1_epi8(0x20));
+        let ones = _mm_set1_epi8(-1);
+        let (low, high_lanes) = lane_indexes();
+        let (mut bad, mut high, mut carry) = (0u64, 0u64, 0u64);
+        let (mut sk, mut k) = (0usize, 0usize);
+        for w in 0..words {
+            if w * 64 >= rest.len() {
+                return Some(FirstLine {
+                    len: rest.len(),
+                    ascii: (bad == 0).then_some(high == 0),
+                    skeleton: sk,
+                    positions: k,
+                });
+            }
+            // SAFETY: w * 64 < rest.len().
+            let (v, valid) = unsafe { load(rest, w) };
+            let nl = _mm512_cmpeq_epi8_mask(v, newline);
+            // The bytes of the line in this word: before its newline.
+            let line = if nl == 0 {
+                valid
+            } else {
+                (nl & nl.wrapping_neg()) - 1
+            };
+            let q = _mm512_cmpeq_epi8_mask(v, quote) & line;
+            quotes[w] = q;
+            escapes[w] = _mm512_cmpeq_epi8_mask(v, backslash) & line;
+            bad |= _mm512_mask_cmplt_epu8_mask(line, v, space);
+            high |= _mm512_movepi8_mask(v) & line;
+            let prefix =
+                _mm_cvtsi128_si64(_mm_clmulepi64_si128(_mm_set_epi64x(0, q as i64), ones, 0))
+                    as u64;
+            let (keep, next) = super::keep_mask(q, prefix, carry);
+            carry = next;
+            let keep = keep & line;
+            let base = _mm512_set1_epi16((w * 64) as i16);
+            // SAFETY: sk <= w * 64 and k <= w * 64 + 32: the stores stay
+            // within the room the caller gives.
+            unsafe {
+                _mm512_storeu_si512(
+                    skeleton.as_mut_ptr().add(sk).cast(),
+                    _mm512_maskz_compress_epi8(keep, v),
+                );
+                sk += keep.count_ones() as usize;
+                for (half, lanes) in [(q as u32, low), ((q >> 32) as u32, high_lanes)] {
+                    let packed = _mm512_maskz_compress_epi16(half, _mm512_add_epi16(lanes, base));
+                    _mm512_storeu_si512(positions.as_mut_ptr().add(k).cast(), packed);
+                    k += half.count_ones() as usize;
+                }
+            }
+            if nl != 0 {
+                return Some(FirstLine {
+                    len: w * 64 + nl.trailing_zeros() as usize,
+                    ascii: (bad == 0).then_some(high == 0),
+                    skeleton: sk,
+                    positions: k,
+                });
+            }
+        }
+        (rest.len() <= words * 64).then_some(FirstLine {
+            len: rest.len(),
+            ascii: (bad == 0).then_some(high == 0),
+            skeleton: sk,
+            positions: k,
+        })
+    }
+
+    /// The 16-bit lanes 0 to 31 and 32 to 63.
+    #[inline(always)]
+    fn lane_indexes() -> (__m512i, __m512i) {
         let mut lanes = [0i16; 32];
         for (i, l) in lanes.iter_mut().enumerate() {
             *l = i as i16;
         }
-        // SAFETY: 32 lanes of 16 bits are 64 bytes.
+        // SAFETY: 32 lanes of 16 bits are 64 bytes; AVX-512 F is enabled
+        // in every caller.
         let low = unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) };
-        let high = _mm512_add_epi16(low, _mm512_set1_epi16(32));
+        (low, unsafe { _mm512_add_epi16(low, _mm512_set1_epi16(32)) })
+    }
+
+    /// [`super::positions_portable`], a word per step: the quotes'
+    /// indexes are packed by two compress instructions.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VBMI2 and POPCNT; `out` has room for
+    /// `quotes.len() * 64 + 32` entries, and `quotes.len() <= 512`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,popcnt")]
+    pub(super) unsafe fn positions(quotes: &[u64], out: &mut [u16]) -> usize {
+        assert!(out.len() >= quotes.len() * 64 + 32 && quotes.len() <= 512);
+        let (low, high) = lane_indexes();
         let mut k = 0usize;
         for (w, &q) in quotes.iter().enumerate() {
             let base = _mm512_set1_epi16((w * 64) as i16);
@@ -596,6 +758,63 @@ mod tests {
             }
         }
         assert!(hits(&parsers) >= 120, "{}", hits(&parsers));
+    }
+
+    #[test]
+    fn lines_found_and_parsed_in_one_pass_are_split_lines_parsed_by_serde() {
+        // A content of realistic lines, one-byte changes of them (newlines
+        // among the new bytes, which cut a line in two), empty lines, and
+        // valid lines of every length around the ends of 64-byte words
+        // and of the longest line the one-pass search takes (8 KB),
+        // without a final newline: the lines found one after the other
+        // are those of a split on newlines, with serde_json's verdicts.
+        let ops = crate::synth::generate(20, &crate::synth::SynthOptions::default());
+        let mut content: Vec<u8> = Vec::new();
+        let mut next = {
+            let mut x = 0x853c_49e6_748f_ea9bu64;
+            move |n: usize| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % n as u64) as usize
+            }
+        };
+        for op in &ops {
+            content.extend_from_slice(&op.line);
+            content.push(b'\n');
+            for _ in 0..30 {
+                let mut m = op.line.clone();
+                let pos = next(m.len());
+                m[pos] = b"\n\"\\{x\x01"[next(6)];
+                content.extend_from_slice(&m);
+                content.push(b'\n');
+            }
+            content.push(b'\n');
+        }
+        let head = r#"{"did":"did:plc:a","cid":"c","createdAt":"2024-01-01T00:00:00.000Z","x":""#;
+        for len in (90..200).chain(8100..8300) {
+            let pad = len - head.len() - 2;
+            content.extend_from_slice(format!("{head}{}\"}}", "y".repeat(pad)).as_bytes());
+            content.push(b'\n');
+        }
+        content.extend_from_slice(&ops[0].line);
+        let want: Vec<(Vec<u8>, String)> = content
+            .split(|&b| b == b'\n')
+            .map(|l| (l.to_vec(), show(&parse_op_serde(l))))
+            .collect();
+        for mut p in parsers() {
+            let (mut start, mut got) = (0, Vec::new());
+            while start <= content.len() {
+                let (len, r) = p.parse_first(&content[start..]);
+                got.push((content[start..start + len].to_vec(), show(&r)));
+                start += len + 1;
+            }
+            assert_eq!(got.len(), want.len(), "{:?}", p.shapes.mode);
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g, w, "{:?}", p.shapes.mode);
+            }
+            assert!(p.shapes.hits > 250, "{}", p.shapes.hits);
+        }
     }
 
     #[test]

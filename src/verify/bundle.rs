@@ -422,6 +422,10 @@ const BAD_LINES_SHOWN: usize = 3;
 /// piece small enough to stay in the core's cache until it is scanned.
 const HASH_AHEAD: usize = 256 << 10;
 
+/// A piece is hashed once the next line starts closer than this to its
+/// end (most lines are shorter).
+const LINE_LEAD: usize = 4 << 10;
+
 /// [`read_lines`] and the content's SHA-256, computed in the same pass.
 fn scan_and_hash(content: &[u8]) -> (Scan, String, Vec<Problem>) {
     let mut hasher = Sha256::new();
@@ -449,18 +453,24 @@ fn read_lines(content: &[u8], mut hasher: Option<&mut Sha256>, out: &mut Vec<Pro
     let mut ends = EdgeTracker::default();
     let mut ops = 0u64;
     let mut bad_lines = 0;
-    let lines = crate::line::split_lines(body).filter(|_| !body.is_empty());
-    for (i, line) in lines.enumerate() {
-        // Where the line ends in `content`, its newline included.
-        let end = line.as_ptr() as usize - content.as_ptr() as usize + line.len() + 1;
-        if let Some(hasher) = hasher.as_deref_mut().filter(|_| end > hashed) {
-            let to = (hashed + HASH_AHEAD).max(end).min(content.len());
+    // The lines of `body` as `body.split(b'\n')` gives them (none when
+    // it is empty), each found and parsed in one call.
+    let mut start = 0;
+    let mut i = 0;
+    while !body.is_empty() && start <= body.len() {
+        // Hashed a piece at a time, ahead of the lines about to be read
+        // (a line running past the piece is hashed at the next one).
+        if let Some(hasher) = hasher.as_deref_mut().filter(|_| start + LINE_LEAD > hashed) {
+            let to = (hashed + HASH_AHEAD).min(content.len());
             hasher.update(&content[hashed..to]);
             hashed = to;
         }
+        let (len, parsed) = parser.parse_first(&body[start..]);
+        start += len + 1;
+        i += 1;
         ops += 1;
-        let field = || format!("operation {}", i + 1);
-        let op = match parser.parse(line) {
+        let field = || format!("operation {i}");
+        let op = match parsed {
             Ok(op) => op,
             Err(r) => {
                 bad_lines += 1;
