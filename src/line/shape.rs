@@ -184,7 +184,7 @@ impl Shapes {
         // Escapes change which quotes count: build both again.
         let (len, count) = match passes {
             Some(done) if !escaped => done,
-            _ => (self.skeleton(line, n), self.positions(n)),
+            _ => self.pack(line, n),
         };
         let index = Quotes {
             quotes: &self.quotes[..n],
@@ -222,25 +222,19 @@ impl Shapes {
         }
     }
 
-    /// Writes `line`'s skeleton to `skeleton`, returns its length.
-    fn skeleton(&mut self, line: &[u8], n: usize) -> usize {
-        let (q, out) = (&self.quotes[..n], &mut self.skeleton[..]);
+    /// Writes `line`'s skeleton to `skeleton` and the index of each of
+    /// its quotes to `positions`; returns how long each is.
+    fn pack(&mut self, line: &[u8], n: usize) -> (usize, usize) {
+        let q = &self.quotes[..n];
+        let (skeleton, positions) = (&mut self.skeleton[..], &mut self.positions[..]);
         match self.mode {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `classify`.
-            Mode::Avx512 => unsafe { avx512::skeleton(line, q, out) },
-            _ => skeleton_portable(line, q, out),
-        }
-    }
-
-    /// Writes the index of every quote to `positions`, returns how many.
-    fn positions(&mut self, n: usize) -> usize {
-        let (q, out) = (&self.quotes[..n], &mut self.positions[..]);
-        match self.mode {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as in `classify`.
-            Mode::Avx512 => unsafe { avx512::positions(q, out) },
-            _ => positions_portable(q, out),
+            Mode::Avx512 => unsafe { avx512::pack(line, q, skeleton, positions) },
+            _ => (
+                skeleton_portable(line, q, skeleton),
+                positions_portable(q, positions),
+            ),
         }
     }
 }
@@ -432,39 +426,111 @@ mod avx512 {
         (bad == 0).then_some(high == 0)
     }
 
-    /// [`super::skeleton_portable`], a word per step: the kept bytes are
-    /// packed by one compress instruction.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512 F, BW and VBMI2, PCLMULQDQ and POPCNT; `quotes`
-    /// holds `line.len().div_ceil(64)` words; `out` has room for
-    /// `line.len() + 64` bytes.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,pclmulqdq,popcnt")]
-    pub(super) unsafe fn skeleton(line: &[u8], quotes: &[u64], out: &mut [u8]) -> usize {
-        assert!(out.len() >= quotes.len() * 64 + 64);
-        let ones = _mm_set1_epi8(-1);
-        let (mut len, mut carry) = (0usize, 0u64);
-        for (w, &q) in quotes.iter().enumerate() {
-            // SAFETY: as in `classify`.
-            let (v, m) = unsafe { load(line, w) };
+    /// Builds a line's skeleton and quote positions a word at a time.
+    struct Packer {
+        low: __m512i,
+        high: __m512i,
+        ones: __m128i,
+        /// All ones when the next word starts inside a string.
+        carry: u64,
+        skeleton: usize,
+        positions: usize,
+    }
+
+    impl Packer {
+        #[inline(always)]
+        unsafe fn new() -> Packer {
+            let mut lanes = [0i16; 32];
+            for (i, l) in lanes.iter_mut().enumerate() {
+                *l = i as i16;
+            }
+            // SAFETY: 32 lanes of 16 bits are 64 bytes; every caller
+            // enables AVX-512 F.
+            let low = unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) };
+            Packer {
+                low,
+                high: _mm512_add_epi16(low, _mm512_set1_epi16(32)),
+                ones: _mm_set1_epi8(-1),
+                carry: 0,
+                skeleton: 0,
+                positions: 0,
+            }
+        }
+
+        /// Word `w` (bytes `v`, of which `line` are the line's, quotes
+        /// `q`): its kept bytes packed by one compress instruction, its
+        /// quotes' indexes by two.
+        ///
+        /// # Safety
+        /// AVX-512 F, BW and VBMI2, PCLMULQDQ and POPCNT; words are given
+        /// in order; `skeleton` has room for 64 bytes past `w * 64`,
+        /// `positions` for 32 entries past `w * 64`.
+        #[inline(always)]
+        unsafe fn word(
+            &mut self,
+            w: usize,
+            v: __m512i,
+            q: u64,
+            line: u64,
+            skeleton: &mut [u8],
+            positions: &mut [u16],
+        ) {
             // Carry-less multiplication by all ones: the prefix XOR.
-            let prefix =
-                _mm_cvtsi128_si64(_mm_clmulepi64_si128(_mm_set_epi64x(0, q as i64), ones, 0))
-                    as u64;
-            let (keep, next) = super::keep_mask(q, prefix, carry);
-            carry = next;
-            let keep = keep & m;
-            // SAFETY: len <= w * 64, and out has 64 bytes past the last
-            // word's start.
+            let prefix = _mm_cvtsi128_si64(_mm_clmulepi64_si128(
+                _mm_set_epi64x(0, q as i64),
+                self.ones,
+                0,
+            )) as u64;
+            let (keep, next) = super::keep_mask(q, prefix, self.carry);
+            self.carry = next;
+            let keep = keep & line;
+            let base = _mm512_set1_epi16((w * 64) as i16);
+            // SAFETY: self.skeleton <= w * 64 and self.positions <= w * 64
+            // + 32 (at most one per byte before): the caller's room.
             unsafe {
                 _mm512_storeu_si512(
-                    out.as_mut_ptr().add(len).cast(),
+                    skeleton.as_mut_ptr().add(self.skeleton).cast(),
                     _mm512_maskz_compress_epi8(keep, v),
                 );
+                self.skeleton += keep.count_ones() as usize;
+                for (half, lanes) in [(q as u32, self.low), ((q >> 32) as u32, self.high)] {
+                    let packed = _mm512_maskz_compress_epi16(half, _mm512_add_epi16(lanes, base));
+                    _mm512_storeu_si512(positions.as_mut_ptr().add(self.positions).cast(), packed);
+                    self.positions += half.count_ones() as usize;
+                }
             }
-            len += keep.count_ones() as usize;
         }
-        len
+    }
+
+    /// [`super::skeleton_portable`] and [`super::positions_portable`], a
+    /// word per step.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VBMI2, PCLMULQDQ and POPCNT;
+    /// `quotes` holds `line.len().div_ceil(64)` words (at most 512),
+    /// `skeleton` has room for 64 bytes per word plus 64, `positions` for
+    /// 64 entries per word plus 32.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,pclmulqdq,popcnt")]
+    pub(super) unsafe fn pack(
+        line: &[u8],
+        quotes: &[u64],
+        skeleton: &mut [u8],
+        positions: &mut [u16],
+    ) -> (usize, usize) {
+        let words = quotes.len();
+        assert!(
+            words <= 512 && skeleton.len() >= words * 64 + 64 && positions.len() >= words * 64 + 32
+        );
+        // SAFETY: the features are enabled here.
+        let mut packer = unsafe { Packer::new() };
+        for (w, &q) in quotes.iter().enumerate() {
+            // SAFETY: w < line.len().div_ceil(64), and the room asserted.
+            unsafe {
+                let (v, m) = load(line, w);
+                packer.word(w, v, q, m, skeleton, positions);
+            }
+        }
+        (packer.skeleton, packer.positions)
     }
 
     /// What [`first_line`] found.
@@ -505,17 +571,16 @@ mod avx512 {
         );
         let (quote, backslash) = (_mm512_set1_epi8(b'"' as i8), _mm512_set1_epi8(b'\\' as i8));
         let (newline, space) = (_mm512_set1_epi8(b'\n' as i8), _mm512_set1_epi8(0x20));
-        let ones = _mm_set1_epi8(-1);
-        let (low, high_lanes) = lane_indexes();
-        let (mut bad, mut high, mut carry) = (0u64, 0u64, 0u64);
-        let (mut sk, mut k) = (0usize, 0usize);
+        // SAFETY: the features are enabled here.
+        let mut packer = unsafe { Packer::new() };
+        let (mut bad, mut high) = (0u64, 0u64);
         for w in 0..words {
             if w * 64 >= rest.len() {
                 return Some(FirstLine {
                     len: rest.len(),
                     ascii: (bad == 0).then_some(high == 0),
-                    skeleton: sk,
-                    positions: k,
+                    skeleton: packer.skeleton,
+                    positions: packer.positions,
                 });
             }
             // SAFETY: w * 64 < rest.len().
@@ -532,79 +597,23 @@ mod avx512 {
             escapes[w] = _mm512_cmpeq_epi8_mask(v, backslash) & line;
             bad |= _mm512_mask_cmplt_epu8_mask(line, v, space);
             high |= _mm512_movepi8_mask(v) & line;
-            let prefix =
-                _mm_cvtsi128_si64(_mm_clmulepi64_si128(_mm_set_epi64x(0, q as i64), ones, 0))
-                    as u64;
-            let (keep, next) = super::keep_mask(q, prefix, carry);
-            carry = next;
-            let keep = keep & line;
-            let base = _mm512_set1_epi16((w * 64) as i16);
-            // SAFETY: sk <= w * 64 and k <= w * 64 + 32: the stores stay
-            // within the room the caller gives.
-            unsafe {
-                _mm512_storeu_si512(
-                    skeleton.as_mut_ptr().add(sk).cast(),
-                    _mm512_maskz_compress_epi8(keep, v),
-                );
-                sk += keep.count_ones() as usize;
-                for (half, lanes) in [(q as u32, low), ((q >> 32) as u32, high_lanes)] {
-                    let packed = _mm512_maskz_compress_epi16(half, _mm512_add_epi16(lanes, base));
-                    _mm512_storeu_si512(positions.as_mut_ptr().add(k).cast(), packed);
-                    k += half.count_ones() as usize;
-                }
-            }
+            // SAFETY: the room asserted above.
+            unsafe { packer.word(w, v, q, line, skeleton, positions) };
             if nl != 0 {
                 return Some(FirstLine {
                     len: w * 64 + nl.trailing_zeros() as usize,
                     ascii: (bad == 0).then_some(high == 0),
-                    skeleton: sk,
-                    positions: k,
+                    skeleton: packer.skeleton,
+                    positions: packer.positions,
                 });
             }
         }
         (rest.len() <= words * 64).then_some(FirstLine {
             len: rest.len(),
             ascii: (bad == 0).then_some(high == 0),
-            skeleton: sk,
-            positions: k,
+            skeleton: packer.skeleton,
+            positions: packer.positions,
         })
-    }
-
-    /// The 16-bit lanes 0 to 31 and 32 to 63.
-    #[inline(always)]
-    fn lane_indexes() -> (__m512i, __m512i) {
-        let mut lanes = [0i16; 32];
-        for (i, l) in lanes.iter_mut().enumerate() {
-            *l = i as i16;
-        }
-        // SAFETY: 32 lanes of 16 bits are 64 bytes; AVX-512 F is enabled
-        // in every caller.
-        let low = unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) };
-        (low, unsafe { _mm512_add_epi16(low, _mm512_set1_epi16(32)) })
-    }
-
-    /// [`super::positions_portable`], a word per step: the quotes'
-    /// indexes are packed by two compress instructions.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512 F, BW and VBMI2 and POPCNT; `out` has room for
-    /// `quotes.len() * 64 + 32` entries, and `quotes.len() <= 512`.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,popcnt")]
-    pub(super) unsafe fn positions(quotes: &[u64], out: &mut [u16]) -> usize {
-        assert!(out.len() >= quotes.len() * 64 + 32 && quotes.len() <= 512);
-        let (low, high) = lane_indexes();
-        let mut k = 0usize;
-        for (w, &q) in quotes.iter().enumerate() {
-            let base = _mm512_set1_epi16((w * 64) as i16);
-            for (half, lanes) in [(q as u32, low), ((q >> 32) as u32, high)] {
-                let packed = _mm512_maskz_compress_epi16(half, _mm512_add_epi16(lanes, base));
-                // SAFETY: k <= w * 64 + 32, and out has 32 entries past
-                // the last word's.
-                unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(k).cast(), packed) };
-                k += half.count_ones() as usize;
-            }
-        }
-        k
     }
 }
 
@@ -848,9 +857,8 @@ mod tests {
                 if verdict.is_none() {
                     continue;
                 }
-                let len = s.skeleton(line, n);
+                let (len, k) = s.pack(line, n);
                 assert_eq!(s.skeleton[..len], skeleton[..], "{:?}", s.mode);
-                let k = s.positions(n);
                 assert_eq!(s.positions[..k], positions[..], "{:?}", s.mode);
             }
             checked[usize::from(verdict.is_some())] += 1;
@@ -867,9 +875,8 @@ mod tests {
         let n = line.len().div_ceil(64);
         assert_eq!(s.classify(line, n), Some(true));
         scan::read_escapes(line, &mut s.quotes[..n], &mut s.escapes[..n]).unwrap();
-        let len = s.skeleton(line, n);
+        let (len, k) = s.pack(line, n);
         assert_eq!(&s.skeleton[..len], br#"{"":"","":[1,"",{"":null}]}"#);
-        let k = s.positions(n);
         let want: Vec<u16> = line
             .iter()
             .enumerate()
