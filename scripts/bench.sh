@@ -6,7 +6,9 @@
 # Generates a deterministic input of BUNDLES*10000 synthetic operations
 # (cargo run --example synth), then measures each tool RUNS times and prints
 # a markdown table of the median wall time, CPU time (user+sys) and peak RSS
-# next to the floors measured in the same run:
+# next to the floors measured in the same run (each ratio row alternates
+# the tool and its floor run by run and takes the median of the rounds'
+# ratios; see `pair`):
 #   - sealing floor:      zstd -3 -T1 -c  +  openssl dgst -sha256, one after the other
 #   - verification floor: zstd -dc of all bundle files + sha256 of the
 #                         uncompressed and of the compressed bytes
@@ -28,34 +30,70 @@ trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$W"' EXIT
 "$B/examples/synth" "$ops" 42 >"$W/ops.jsonl"
 "$B/examples/synth" $((ops * 2)) 42 >"$W/ops2.jsonl"
 
-# measure NAME CMD...: runs CMD $runs times, records "wall cpu rss_kb"
-# medians in $W/NAME.res. Each run goes through examples/timed.rs: wall
-# time from the monotonic clock around the command, CPU time (user + sys
-# of it and everything it waited for) and peak RSS from wait4's rusage,
-# the numbers GNU time gives, but CPU to the microsecond rather than the
-# hundredth (a 1-bundle plc-index run takes about 15 ms of CPU).
+# once NAME CMD...: runs CMD once through examples/timed.rs and appends
+# "wall cpu rss_kb" to $W/NAME.all: wall time from the monotonic clock
+# around the command, CPU time (user + sys of it and everything it waited
+# for) and peak RSS from wait4's rusage, the numbers GNU time gives, but
+# CPU to the microsecond rather than the hundredth (a 1-bundle plc-index
+# run takes about 15 ms of CPU).
+once() {
+    local name=$1
+    shift
+    "$B/examples/timed" "$W/t" "$W/err" "$@" || {
+        echo "bench: $name failed:" >&2
+        cat "$W/err" >&2
+        exit 2
+    }
+    cat "$W/t" >>"$W/$name.all"
+}
+# summarize NAME: the medians of NAME's runs, in $W/NAME.res.
+summarize() {
+    python3 - "$W/$1.all" >"$W/$1.res" <<'PY'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
+print(" ".join(str(statistics.median(c)) for c in zip(*rows)))
+PY
+}
+# measure NAME CMD...: runs CMD $runs times (after $PREP each time).
 measure() {
     local name=$1
     shift
     : >"$W/$name.all"
     for _ in $(seq "$runs"); do
         [ -n "${PREP:-}" ] && eval "$PREP"
-        "$B/examples/timed" "$W/t" "$W/err" "$@" || {
-            echo "bench: $name failed:" >&2
-            cat "$W/err" >&2
-            exit 2
-        }
-        cat "$W/t" >>"$W/$name.all"
+        once "$name" "$@"
     done
-    python3 - "$W/$name.all" >"$W/$name.res" <<'PY'
-import statistics, sys
-rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
-print(" ".join(str(statistics.median(c)) for c in zip(*rows)))
-PY
+    summarize "$name"
+}
+# pair BASE NAME: runs the arrays BASE_CMD and CMD alternately, $runs
+# times each (after $BASE_PREP and $PREP), and records each round's
+# wall-time ratio NAME/BASE in $W/NAME.pairs. This VM's speed drifts by
+# tens of percent within minutes (steal time), so a ratio of two medians
+# measured a minute apart moves with the drift; runs side by side see the
+# same moment. Ratio rows print the median of the rounds' ratios.
+pair() {
+    local base=$1 name=$2
+    : >"$W/$base.all"
+    : >"$W/$name.all"
+    : >"$W/$name.pairs"
+    for _ in $(seq "$runs"); do
+        [ -n "${BASE_PREP:-}" ] && eval "$BASE_PREP"
+        once "$base" "${BASE_CMD[@]}"
+        [ -n "${PREP:-}" ] && eval "$PREP"
+        once "$name" "${CMD[@]}"
+        paste -d' ' <(tail -n 1 "$W/$name.all") <(tail -n 1 "$W/$base.all") |
+            awk '{ print $1 / $4 }' >>"$W/$name.pairs"
+    done
+    summarize "$base"
+    summarize "$name"
 }
 col() { cut -d' ' -f"$2" "$W/$1.res"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 ratio3() { python3 -c "print(f'{$1 / $2:.3f}')"; }
+# pratio NAME: the median of the round-by-round ratios of `pair`.
+pratio() {
+    python3 -c "import statistics, sys; print(f'{statistics.median(float(l) for l in open(sys.argv[1])):.2f}')" "$W/$1.pairs"
+}
 
 # serve DIR [BINARY]: starts plc-serve (or BINARY) on DIR, sets $url.
 serve() {
@@ -75,13 +113,16 @@ serve() {
 # Floors.
 measure zstd3 zstd -3 -T1 -q -c "$W/ops.jsonl"
 measure sha openssl dgst -sha256 "$W/ops.jsonl"
-measure sealfloor bash -c "zstd -3 -T1 -q -c '$W/ops.jsonl' >/dev/null && openssl dgst -sha256 '$W/ops.jsonl'"
+SEALFLOOR=(bash -c "zstd -3 -T1 -q -c '$W/ops.jsonl' >/dev/null && openssl dgst -sha256 '$W/ops.jsonl'")
 
 # Sealing.
-PREP="rm -rf '$W/R'" measure seal bash -c "'$B/plc-dedup' '$W/ops.jsonl' | '$B/plc-chunk' -q | '$B/plc-seal' -q --repo '$W/R'"
+BASE_CMD=("${SEALFLOOR[@]}")
+CMD=(bash -c "'$B/plc-dedup' '$W/ops.jsonl' | '$B/plc-chunk' -q | '$B/plc-seal' -q --repo '$W/R'")
+PREP="rm -rf '$W/R'" pair sealfloor seal
 zstd -dc -q "$W"/R/*.jsonl.zst >"$W/sealed.jsonl"
-measure verifyfloor bash -c "zstd -dc -q '$W'/R/*.jsonl.zst >/dev/null && openssl dgst -sha256 '$W/sealed.jsonl' && cat '$W'/R/*.jsonl.zst | openssl dgst -sha256"
-measure verify "$B/plc-verify" "$W/R"
+BASE_CMD=(bash -c "zstd -dc -q '$W'/R/*.jsonl.zst >/dev/null && openssl dgst -sha256 '$W/sealed.jsonl' && cat '$W'/R/*.jsonl.zst | openssl dgst -sha256")
+CMD=("$B/plc-verify" "$W/R")
+pair verifyfloor verify
 
 # Sealing onto a long archive: the same 19 bundles (2 to BUNDLES of the
 # sealed content) appended to a 1-bundle archive and to one whose index
@@ -117,8 +158,9 @@ open(os.path.join(out, "plc_bundles.json"), "w").write(json.dumps(idx, indent=2)
 PY
 }
 tail -n +10001 "$W/sealed.jsonl" >"$W/rest.jsonl"
-PREP="rm -rf '$W/L1' && long_index '$W/R' 1 '$W/L1'" measure sealshort "$B/plc-seal" -q --repo "$W/L1" "$W/rest.jsonl"
-PREP="rm -rf '$W/L7' && long_index '$W/R' 7000 '$W/L7'" measure seallong "$B/plc-seal" -q --repo "$W/L7" "$W/rest.jsonl"
+BASE_CMD=("$B/plc-seal" -q --repo "$W/L1" "$W/rest.jsonl")
+CMD=("$B/plc-seal" -q --repo "$W/L7" "$W/rest.jsonl")
+BASE_PREP="rm -rf '$W/L1' && long_index '$W/R' 1 '$W/L1'" PREP="rm -rf '$W/L7' && long_index '$W/R' 7000 '$W/L7'" pair sealshort seallong
 "$B/plc-verify" -q --quick "$W/L1" >/dev/null || { echo "bench: the short archive does not verify" >&2; exit 2; }
 
 # End to end from a local directory on 127.0.0.1: plc-serve over the
@@ -126,7 +168,9 @@ PREP="rm -rf '$W/L7' && long_index '$W/R' 7000 '$W/L7'" measure seallong "$B/plc
 # archives it again with --rate 0 (the server shares the two cores; its own
 # CPU is not in the cpu column).
 serve "$W/R"
-PREP="rm -rf '$W/E'" measure e2e bash -c "'$B/plc-export' -q --url '$url' --repo '$W/E' --rate 0 --lag 0 | '$B/plc-dedup' --repo '$W/E' | '$B/plc-chunk' -q | '$B/plc-seal' -q --repo '$W/E' --origin '$url'"
+BASE_CMD=("${SEALFLOOR[@]}")
+CMD=(bash -c "'$B/plc-export' -q --url '$url' --repo '$W/E' --rate 0 --lag 0 | '$B/plc-dedup' --repo '$W/E' | '$B/plc-chunk' -q | '$B/plc-seal' -q --repo '$W/E' --origin '$url'")
+PREP="rm -rf '$W/E'" pair sealfloor-e2e e2e
 kill "$server"
 server=
 cmp -s "$W/R/000001.jsonl.zst" "$W/E/000001.jsonl.zst" || { echo "bench: the end-to-end archive differs" >&2; exit 2; }
@@ -137,7 +181,9 @@ cmp -s "$W/R/000001.jsonl.zst" "$W/E/000001.jsonl.zst" || { echo "bench: the end
 # sealing.
 serve "$W/R"
 origin=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["origin"])' "$W/R/plc_bundles.json")
-PREP="rm -rf '$W/K'" measure clone bash -c "'$B/plc-clone' -q --url '$url' --repo '$W/K' | '$B/plc-dedup' --repo '$W/K' | '$B/plc-chunk' -q | '$B/plc-seal' -q --repo '$W/K' --origin '$origin'"
+BASE_CMD=("${SEALFLOOR[@]}")
+CMD=(bash -c "'$B/plc-clone' -q --url '$url' --repo '$W/K' | '$B/plc-dedup' --repo '$W/K' | '$B/plc-chunk' -q | '$B/plc-seal' -q --repo '$W/K' --origin '$origin'")
+PREP="rm -rf '$W/K'" pair sealfloor-clone clone
 kill "$server"
 server=
 cmp -s "$W/R/plc_bundles.json" "$W/K/plc_bundles.json" || python3 - "$W/R/plc_bundles.json" "$W/K/plc_bundles.json" <<'PY' || { echo "bench: the cloned archive's chain differs" >&2; exit 2; }
@@ -212,9 +258,9 @@ carry_zstd_bytes=$(zstd -3 -T1 -q -c "$W/carry.jsonl" | wc -c)
 # operations.
 verifyon() { # NAME DIR
     zstd -dc -q "$2"/*.jsonl.zst >"$W/$1.content"
-    measure "vfloor$1" bash -c "zstd -dc -q '$2'/*.jsonl.zst >/dev/null && openssl dgst -sha256 '$W/$1.content' && cat '$2'/*.jsonl.zst | openssl dgst -sha256"
-    measure "v$1" "$B/plc-verify" "$2"
-    measure "q$1" "$B/plc-verify" --quick "$2"
+    BASE_CMD=(bash -c "zstd -dc -q '$2'/*.jsonl.zst >/dev/null && openssl dgst -sha256 '$W/$1.content' && cat '$2'/*.jsonl.zst | openssl dgst -sha256")
+    CMD=("$B/plc-verify" "$2")
+    pair "vfloor$1" "v$1"
     rm -f "$W/$1.content"
 }
 for a in R C S; do
@@ -222,6 +268,9 @@ for a in R C S; do
     "$B/plc-verify" -q "$W/${a}go" >/dev/null || { echo "bench: the Go-layout copy of $a does not verify" >&2; exit 2; }
     verifyon "$a" "$W/$a"
     verifyon "${a}go" "$W/${a}go"
+    BASE_CMD=("$B/plc-verify" --quick "$W/$a")
+    CMD=("$B/plc-verify" --quick "$W/${a}go")
+    pair "q$a" "q${a}go"
 done
 
 # The DID index and lookups (issue 13). plc-index from scratch on the
@@ -229,7 +278,9 @@ done
 # bundle on an indexed archive of BUNDLES bundles; then the audit logs of
 # 1,000 random DIDs of R in one plc-did process, against zstd -dc of 100
 # bundles (R's files decompressed as many times as it takes).
-PREP="rm -rf '$W/R/did-index'" measure didindex "$B/plc-index" -q --repo "$W/R"
+BASE_CMD=("$B/plc-verify" "$W/R")
+CMD=("$B/plc-index" -q --repo "$W/R")
+PREP="rm -rf '$W/R/did-index'" pair verify-index didindex
 head -n "$ops" "$W/ops2.jsonl" | "$B/plc-seal" -q --repo "$W/P"
 "$B/plc-index" -q --repo "$W/P"
 cp -a "$W/P/did-index" "$W/P.idx"
@@ -239,8 +290,9 @@ PREP="rm -rf '$W/P/did-index' && cp -a '$W/P.idx' '$W/P/did-index'" measure didi
 # one core, against decompressing all of R's on every core, as plc-index
 # does from scratch (zstd -dc, one process per core).
 new_bundle=$(printf '%s/P/%06d.jsonl.zst' "$W" $((bundles + 1)))
-measure zstd1 zstd -dc -q "$new_bundle"
-measure zstdall bash -c "ls '$W'/R/*.jsonl.zst | xargs -P $(nproc) -n $(( (bundles + $(nproc) - 1) / $(nproc) )) zstd -dc -q >/dev/null"
+BASE_CMD=(bash -c "ls '$W'/R/*.jsonl.zst | xargs -P $(nproc) -n $(( (bundles + $(nproc) - 1) / $(nproc) )) zstd -dc -q >/dev/null")
+CMD=(zstd -dc -q "$new_bundle")
+pair zstdall zstd1
 python3 - "$W/sealed.jsonl" >"$W/dids.txt" <<'PY'
 import json, random, sys
 dids = sorted({json.loads(l)["did"] for l in open(sys.argv[1], encoding="utf-8")})
@@ -249,9 +301,10 @@ print("\n".join(random.sample(dids, 1000)))
 PY
 # Exit 1 only says some DID had no answer (a DID whose every operation is
 # nullified, say); every line is still written, which is what is timed.
-measure didlookup bash -c "'$B/plc-did' --repo '$W/R' --audit <'$W/dids.txt'; [ \$? -le 1 ]"
 reps=$(( (100 + bundles - 1) / bundles ))
-measure zstd100 bash -c "for i in \$(seq $reps); do zstd -dc -q '$W'/R/*.jsonl.zst; done >/dev/null"
+BASE_CMD=(bash -c "for i in \$(seq $reps); do zstd -dc -q '$W'/R/*.jsonl.zst; done >/dev/null")
+CMD=(bash -c "'$B/plc-did' --repo '$W/R' --audit <'$W/dids.txt'; [ \$? -le 1 ]")
+pair zstd100 didlookup
 did_index_bytes=$(cat "$W"/R/did-index/* | wc -c)
 # The same DIDs' audit logs through plc-serve: 16 keep-alive clients for
 # 3 s, each asking for random DIDs of the 1,000; with the default cache of
@@ -285,13 +338,13 @@ row() { # name label ratio target
 row zstd3 "floor: zstd -3 -T1 -c" "" ""
 row sha "floor: openssl dgst -sha256" "" ""
 row sealfloor "sealing floor (zstd -3 then sha256)" "1.00" ""
-row seal "plc-dedup \| plc-chunk \| plc-seal" "$(ratio "$(col seal 1)" "$(col sealfloor 1)")" "≤ 0.8"
+row seal "plc-dedup \| plc-chunk \| plc-seal" "$(pratio seal)" "≤ 0.8"
 row verifyfloor "verification floor (zstd -dc, sha256 x2)" "1.00" ""
-row verify "plc-verify (all checks)" "$(ratio "$(col verify 1)" "$(col verifyfloor 1)")" "≤ 0.5"
-row e2e "end to end: plc-serve on 127.0.0.1 -> plc-export --rate 0 \| plc-dedup \| plc-chunk \| plc-seal" "$(ratio "$(col e2e 1)" "$(col sealfloor 1)")" "≤ 1.2 (of the sealing floor)"
+row verify "plc-verify (all checks)" "$(pratio verify)" "≤ 0.5"
+row e2e "end to end: plc-serve on 127.0.0.1 -> plc-export --rate 0 \| plc-dedup \| plc-chunk \| plc-seal" "$(pratio e2e)" "≤ 1.2 (of the sealing floor)"
 row sealshort "plc-seal of bundles 2-$bundles onto a 1-bundle archive" "1.00" ""
-row seallong "the same onto an archive whose index holds 7,000 bundles" "$(ratio "$(col seallong 1)" "$(col sealshort 1)")" "≤ 1.15 (of the row above)"
-row clone "clone: plc-serve on 127.0.0.1 -> plc-clone \| plc-dedup \| plc-chunk \| plc-seal" "$(ratio "$(col clone 1)" "$(col sealfloor 1)")" "≤ 1.2 (of the sealing floor)"
+row seallong "the same onto an archive whose index holds 7,000 bundles" "$(pratio seallong)" "≤ 1.15 (of the row above)"
+row clone "clone: plc-serve on 127.0.0.1 -> plc-clone \| plc-dedup \| plc-chunk \| plc-seal" "$(pratio clone)" "≤ 1.2 (of the sealing floor)"
 for f in 1 2; do
     n=$((bundles * f))
     row "export$f" "plc-export alone (from plc-serve), $n bundles" "" "≤ 64 MB"
@@ -306,18 +359,18 @@ echo "| the same, with 45% of operations repeating a recent DID's keys | $carry_
 for a in R C S; do
     label=$(case $a in R) echo "plain input";; C) echo "repeating input (45%)";; S) echo "signed operations";; esac)
     row "vfloor$a" "verification floor, $label" "1.00" ""
-    row "v$a" "plc-verify, $label" "$(ratio "$(col "v$a" 1)" "$(col "vfloor$a" 1)")" "≤ 0.5"
+    row "v$a" "plc-verify, $label" "$(pratio "v$a")" "≤ 0.5"
     row "vfloor${a}go" "verification floor, $label, Go/Rust layout" "1.00" ""
-    row "v${a}go" "plc-verify, $label, Go/Rust layout" "$(ratio "$(col "v${a}go" 1)" "$(col "vfloor${a}go" 1)")" "≤ 0.5"
+    row "v${a}go" "plc-verify, $label, Go/Rust layout" "$(pratio "v${a}go")" "≤ 0.5"
     row "q$a" "plc-verify --quick, $label" "1.00" ""
-    row "q${a}go" "plc-verify --quick, $label, Go/Rust layout (ratio to ours)" "$(ratio "$(col "q${a}go" 1)" "$(col "q$a" 1)")" "≤ 1.2"
+    row "q${a}go" "plc-verify --quick, $label, Go/Rust layout (ratio to ours)" "$(pratio "q${a}go")" "≤ 1.2"
 done
 row zstd100 "floor: zstd -dc of $((reps * bundles)) bundles" "1.00" ""
-row didlookup "plc-did --audit, 1,000 random DIDs of $bundles bundles, one process" "$(ratio "$(col didlookup 1)" "$(col zstd100 1)")" "≤ 1.0, ≤ 64 MB"
-row didindex "plc-index, $bundles bundles from scratch (ratio to plc-verify)" "$(ratio "$(col didindex 1)" "$(col verify 1)")" "≤ 1.0"
+row didlookup "plc-did --audit, 1,000 random DIDs of $bundles bundles, one process" "$(pratio didlookup)" "≤ 1.0, ≤ 64 MB"
+row didindex "plc-index, $bundles bundles from scratch (ratio to plc-verify)" "$(pratio didindex)" "≤ 1.0"
 row didindex1 "plc-index, 1 bundle added to $bundles indexed (CPU time over all $bundles; wall time: $(ratio "$(col didindex1 1)" "$(col didindex 1)"))" "$(ratio "$(col didindex1 2)" "$(col didindex 2)")" "≤ 0.1"
 row zstdall "floor: zstd -dc of the $bundles bundles, one process per core" "1.00" ""
-row zstd1 "floor: zstd -dc of the 1 new bundle (wall time over the row above)" "$(ratio "$(col zstd1 1)" "$(col zstdall 1)")" ""
+row zstd1 "floor: zstd -dc of the 1 new bundle (wall time over the row above)" "$(pratio zstd1)" ""
 echo "| DID index size / archive size | $did_index_bytes / $archive_bytes bytes | | | $(ratio3 "$did_index_bytes" "$archive_bytes") | ≤ 0.15 |"
 echo
 echo "plc-serve answering /{did}/log/audit for random DIDs of the 1,000, 16 keep-alive clients for 3 s:"
