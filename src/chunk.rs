@@ -6,7 +6,7 @@
 //! durable store, and the next run fetches those operations again.
 
 use crate::error::{Error, IoContext, Result};
-use crate::line::{op_at, LineReader, Sequencer};
+use crate::line::{op_at, LineReader, OpParser, Sequencer};
 use std::io::{Read, Write};
 
 /// Counts from one run.
@@ -26,11 +26,12 @@ pub fn chunk(input: impl Read, mut out: impl Write, size: usize) -> Result<Chunk
     assert!(size > 0, "chunk size must be positive");
     let mut reader = LineReader::new(input);
     let mut seq = Sequencer::default();
+    let mut parser = OpParser::default();
     let mut held = 0usize;
     let mut stats = ChunkStats::default();
     loop {
         while let Some(line) = reader.next_buffered()? {
-            let op = op_at(&reader, line)?;
+            let op = op_at(&mut parser, &reader, line)?;
             if let Err(reason) = seq.observe(&op) {
                 return Err(Error::input(reader.line_no(), reason));
             }

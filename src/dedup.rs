@@ -7,7 +7,7 @@
 //! bounded by the largest tie group, not by the input.
 
 use crate::error::{Error, IoContext, Result};
-use crate::line::{op_at, LineReader, Seen, Sequencer};
+use crate::line::{op_at, LineReader, OpParser, Seen, Sequencer};
 use crate::repo::Tail;
 use std::io::{Read, Write};
 
@@ -36,6 +36,7 @@ pub fn dedup(input: impl Read, mut out: impl Write, seed: Option<&Tail>) -> Resu
         None => Sequencer::default(),
     };
     let mut reader = LineReader::new(input);
+    let mut parser = OpParser::default();
     let mut stats = DedupStats::default();
     loop {
         // `run` starts the lines kept but not yet written.
@@ -43,7 +44,7 @@ pub fn dedup(input: impl Read, mut out: impl Write, seed: Option<&Tail>) -> Resu
         let mut failed = None;
         while let Some(line) = reader.next_buffered()? {
             stats.read += 1;
-            let seen = op_at(&reader, line.clone()).and_then(|op| {
+            let seen = op_at(&mut parser, &reader, line.clone()).and_then(|op| {
                 seq.observe(&op)
                     .map_err(|r| Error::input(reader.line_no(), r))
             });

@@ -25,7 +25,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::index::{
     bundle_file_name, chain_hash, parse_bundle_file_name, BundleEntry, Index, BUNDLE_SIZE,
 };
-use crate::line::{op_at, LineReader, Seen, Sequencer};
+use crate::line::{op_at, LineReader, OpParser, Seen, Sequencer};
 use crate::repo::{self, RepoLock};
 use crate::sha::sha256_hex_pair;
 use crate::time::Timestamp;
@@ -414,6 +414,7 @@ fn read_chunks(
     pool: &Pool<ChunkBufs>,
 ) -> Result<()> {
     let mut reader = LineReader::new(input);
+    let mut parser = OpParser::default();
     let mut bufs = ChunkBufs::new();
     let mut ops = 0u64;
     let mut chunks = 0u64;
@@ -421,7 +422,7 @@ fn read_chunks(
     loop {
         while let Some(line) = reader.next_buffered()? {
             let n = reader.line_no();
-            let op = op_at(&reader, line)?;
+            let op = op_at(&mut parser, &reader, line)?;
             match seq.observe(&op) {
                 Ok(Seen::New) => {}
                 Ok(Seen::Duplicate) => {

@@ -153,9 +153,16 @@ pub fn excerpt(line: &[u8]) -> String {
 }
 
 /// Checks the line at `range` of `reader`'s buffer, the line last handed
-/// out; the error names it.
-pub fn op_at<R: Read>(reader: &LineReader<R>, range: std::ops::Range<usize>) -> Result<Op<'_>> {
-    parse_op(&reader.buffer()[range]).map_err(|reason| Error::input(reader.line_no(), reason))
+/// out, with `parser` (one per stream, so that it learns the stream's
+/// shapes); the error names the line.
+pub fn op_at<'r, R: Read>(
+    parser: &mut OpParser,
+    reader: &'r LineReader<R>,
+    range: std::ops::Range<usize>,
+) -> Result<Op<'r>> {
+    parser
+        .parse(&reader.buffer()[range])
+        .map_err(|reason| Error::input(reader.line_no(), reason))
 }
 
 #[cfg(test)]
