@@ -77,6 +77,7 @@ pub fn parse_op(line: &[u8]) -> std::result::Result<Op<'_>, String> {
 pub struct OpParser {
     #[cfg(target_arch = "x86_64")]
     shapes: shape::Shapes,
+    minutes: crate::time::MinuteCache,
 }
 
 impl OpParser {
@@ -87,7 +88,7 @@ impl OpParser {
         #[cfg(not(target_arch = "x86_64"))]
         let fast = scan::scan(line);
         match fast {
-            Some(raw) => finish(raw),
+            Some(raw) => finish_with(raw, |s| self.minutes.parse(s)),
             None => fallback::parse_op_serde(line),
         }
     }
@@ -107,7 +108,7 @@ impl OpParser {
             (len, scan::scan(&rest[..len]))
         };
         let verdict = match fast {
-            Some(raw) => finish(raw),
+            Some(raw) => finish_with(raw, |s| self.minutes.parse(s)),
             None => fallback::parse_op_serde(&rest[..len]),
         };
         (len, verdict)
@@ -119,13 +120,24 @@ impl OpParser {
     fn portable() -> Self {
         OpParser {
             shapes: shape::Shapes::portable(),
+            minutes: Default::default(),
         }
     }
 }
 
 /// The checks after the JSON is known to be good, shared by both paths.
 fn finish(raw: RawOp<'_>) -> std::result::Result<Op<'_>, String> {
-    let time = Timestamp::parse(&raw.created_at).ok_or_else(|| {
+    finish_with(raw, Timestamp::parse)
+}
+
+/// [`finish`], with `parse` reading createdAt as [`Timestamp::parse`]
+/// does.
+#[inline]
+fn finish_with(
+    raw: RawOp<'_>,
+    parse: impl FnOnce(&str) -> Option<Timestamp>,
+) -> std::result::Result<Op<'_>, String> {
+    let time = parse(&raw.created_at).ok_or_else(|| {
         format!(
             "createdAt {:?} is not an RFC 3339 timestamp",
             raw.created_at

@@ -24,7 +24,7 @@ use std::borrow::Cow;
 /// Longest line handled here, in 64-byte words (the quote index's).
 const WORDS: usize = scan::QUOTE_WORDS;
 
-/// Shapes remembered, most recently used first.
+/// Shapes remembered; each hit moves its shape one step forward.
 const MAX_SHAPES: usize = 16;
 
 /// How the passes run.
@@ -192,10 +192,12 @@ impl Shapes {
         };
         let skeleton = &self.skeleton[..len];
         let positions = &self.positions[..count];
-        if let Some(i) = self.known.iter().position(|s| s.skeleton == skeleton) {
+        if let Some(i) = self.known.iter().position(|s| same(&s.skeleton, skeleton)) {
             let escapes = escaped.then_some(&index);
             if let Some(raw) = self.known[i].fields(text, positions, escapes) {
-                self.known[..=i].rotate_right(1);
+                // One step towards the front: the shapes seen most often
+                // end up compared first, for the price of a swap.
+                self.known.swap(i, i.saturating_sub(1));
                 #[cfg(test)]
                 {
                     self.hits += 1;
@@ -260,7 +262,7 @@ impl Shape {
         let b = text.as_bytes();
         for (o, range) in &self.keys {
             let (s, e) = span(*o)?;
-            if b.get(s..e)? != &self.key_bytes[range.clone()] {
+            if !same(b.get(s..e)?, &self.key_bytes[range.clone()]) {
                 return None;
             }
         }
@@ -279,10 +281,36 @@ impl Shape {
     }
 }
 
+/// `a == b`, eight bytes at a time and inline: the slices compared here
+/// (skeletons of a hundred bytes or two, keys of a few) cost more in
+/// `memcmp`'s call and dispatch than in the comparison.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    // The last eight bytes, overlapping the words before when n is not a
+    // multiple of eight.
+    word(a, n - 8) == word(b, n - 8)
+}
+
 /// Remembers the shape of `text`, just proven valid by the walk (which
 /// found its top-level keys starting at `keys` and returned `raw`), in
-/// front of `known`, reusing the least recently used shape's buffers
-/// when there are [`MAX_SHAPES`].
+/// front of `known`, reusing the buffers of the last shape (the least
+/// used lately: hits move a shape one step forward) when there are
+/// [`MAX_SHAPES`].
 fn learn(
     known: &mut Vec<Shape>,
     skeleton: &[u8],
@@ -823,6 +851,22 @@ mod tests {
                 assert_eq!(g, w, "{:?}", p.shapes.mode);
             }
             assert!(p.shapes.hits > 250, "{}", p.shapes.hits);
+        }
+    }
+
+    #[test]
+    fn same_is_slice_equality() {
+        // Every length up to 40, equal and differing at each byte, and
+        // lengths differing by one.
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37)).collect();
+            assert!(same(&a, &a.clone()));
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x20;
+                assert!(!same(&a, &b), "{n} {i}");
+            }
+            assert!(!same(&a, &a[..n.saturating_sub(1)]) || n == 0);
         }
     }
 
