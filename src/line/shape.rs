@@ -27,6 +27,16 @@ const WORDS: usize = scan::QUOTE_WORDS;
 /// Shapes remembered; each hit moves its shape one step forward.
 const MAX_SHAPES: usize = 16;
 
+/// Lines over which hits are counted.
+const WINDOW: u32 = 256;
+
+/// Lines checked the way [`scan::scan`] checks them, without shapes,
+/// after a window in which fewer than half the lines had a known shape:
+/// input of more shapes than are remembered (every line a new one, say)
+/// pays for building skeletons, failed lookups and learning without
+/// return, about a quarter more than the walk alone.
+const PAUSE: u32 = 8192;
+
 /// How the passes run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -50,9 +60,13 @@ pub(super) struct Shapes {
     positions: Vec<u16>,
     known: Vec<Shape>,
     keys: Vec<usize>,
-    /// Lines proven by a known shape (for the tests).
+    window: Window,
+    /// Lines proven by a known shape, and lines checked during a pause
+    /// (for the tests).
     #[cfg(test)]
     hits: usize,
+    #[cfg(test)]
+    paused_lines: usize,
 }
 
 /// One shape: a skeleton, the top-level keys (by the ordinal of their
@@ -100,8 +114,11 @@ impl Shapes {
             positions: vec![0; size(WORDS * 64 + 32)],
             known: Vec::new(),
             keys: Vec::new(),
+            window: Window::default(),
             #[cfg(test)]
             hits: 0,
+            #[cfg(test)]
+            paused_lines: 0,
         }
     }
 
@@ -114,6 +131,14 @@ impl Shapes {
     /// What [`scan::scan`] says of `line`, through a known shape when the
     /// line has one; a line proven valid by the walk teaches its shape.
     pub(super) fn scan<'a>(&mut self, line: &'a [u8]) -> Option<RawOp<'a>> {
+        if self.pause() {
+            return scan::scan(line);
+        }
+        self.scan_shaped(line)
+    }
+
+    /// [`Shapes::scan`] out of a pause.
+    fn scan_shaped<'a>(&mut self, line: &'a [u8]) -> Option<RawOp<'a>> {
         if self.mode == Mode::Off || line.is_empty() || line.len() > WORDS * 64 {
             return scan::scan(line);
         }
@@ -130,8 +155,9 @@ impl Shapes {
     /// bytes and builds the skeleton and the quote positions, so that the
     /// line is read from memory once.
     pub(super) fn scan_first<'a>(&mut self, rest: &'a [u8]) -> (usize, Option<RawOp<'a>>) {
+        let paused = self.pause();
         #[cfg(target_arch = "x86_64")]
-        if self.mode == Mode::Avx512 {
+        if self.mode == Mode::Avx512 && !paused {
             // SAFETY: the mode is chosen only on a CPU with these features.
             let pass = unsafe {
                 avx512::first_line(
@@ -155,7 +181,27 @@ impl Shapes {
             }
         }
         let len = bstr::ByteSlice::find_byte(rest, b'\n').unwrap_or(rest.len());
-        (len, self.scan(&rest[..len]))
+        let line = &rest[..len];
+        let raw = if paused {
+            scan::scan(line)
+        } else {
+            self.scan_shaped(line)
+        };
+        (len, raw)
+    }
+
+    /// Whether this line is to be checked without shapes (counting it).
+    #[inline]
+    fn pause(&mut self) -> bool {
+        if self.window.paused == 0 {
+            return false;
+        }
+        self.window.paused -= 1;
+        #[cfg(test)]
+        {
+            self.paused_lines += 1;
+        }
+        true
     }
 
     /// The rest of [`Shapes::scan`] once `line`'s `n` words are classified
@@ -198,6 +244,7 @@ impl Shapes {
                 // One step towards the front: the shapes seen most often
                 // end up compared first, for the price of a swap.
                 self.known.swap(i, i.saturating_sub(1));
+                self.window.count(true);
                 #[cfg(test)]
                 {
                     self.hits += 1;
@@ -205,6 +252,7 @@ impl Shapes {
                 return Some(raw);
             }
         }
+        self.window.count(false);
         self.keys.clear();
         let keys = &mut self.keys;
         let raw = scan::scan_with_keys(text, &index, &mut |k| keys.push(k))?;
@@ -237,6 +285,32 @@ impl Shapes {
                 skeleton_portable(line, q, skeleton),
                 positions_portable(q, positions),
             ),
+        }
+    }
+}
+
+/// The lines and hits of the current window, and the lines left to check
+/// without shapes.
+#[derive(Default)]
+struct Window {
+    lines: u32,
+    hits: u32,
+    paused: u32,
+}
+
+impl Window {
+    /// Counts a line that reached the shapes, and whether it was a hit;
+    /// pauses after a window of mostly misses.
+    #[inline]
+    fn count(&mut self, hit: bool) {
+        self.lines += 1;
+        self.hits += u32::from(hit);
+        if self.lines == WINDOW {
+            if self.hits * 2 < WINDOW {
+                self.paused = PAUSE;
+            }
+            self.lines = 0;
+            self.hits = 0;
         }
     }
 }
@@ -800,7 +874,8 @@ mod tests {
     #[test]
     fn lines_found_and_parsed_in_one_pass_are_split_lines_parsed_by_serde() {
         // A content of realistic lines, one-byte changes of them (newlines
-        // among the new bytes, which cut a line in two), empty lines, and
+        // among the new bytes, which cut a line in two) each followed by
+        // the original, empty lines, and
         // valid lines of every length around the ends of 64-byte words
         // and of the longest line the one-pass search takes (8 KB),
         // without a final newline: the lines found one after the other
@@ -825,6 +900,12 @@ mod tests {
                 m[pos] = b"\n\"\\{x\x01"[next(6)];
                 content.extend_from_slice(&m);
                 content.push(b'\n');
+                // The original twice: most lines still have a known
+                // shape, so the shapes do not pause.
+                for _ in 0..2 {
+                    content.extend_from_slice(&op.line);
+                    content.push(b'\n');
+                }
             }
             content.push(b'\n');
         }
@@ -851,6 +932,49 @@ mod tests {
                 assert_eq!(g, w, "{:?}", p.shapes.mode);
             }
             assert!(p.shapes.hits > 250, "{}", p.shapes.hits);
+        }
+    }
+
+    #[test]
+    fn input_of_too_many_shapes_pauses_them_and_they_come_back() {
+        // 97 shapes in turn (more than are remembered, so every line
+        // misses): after a window the shapes pause; then one shape for
+        // longer than a pause: once it ends, its lines hit again. Every
+        // verdict is serde_json's, through parse and parse_first.
+        let line = |k: usize, t: usize| {
+            let items = vec!["1"; k % 97].join(",");
+            format!(
+                r#"{{"did":"did:plc:{k}","x":[{items}],"cid":"c{t}","createdAt":"2024-01-01T00:00:{:02}.000Z"}}"#,
+                t % 60
+            )
+        };
+        let lines: Vec<String> = (0..1000)
+            .map(|t| line(t, t))
+            .chain((0..PAUSE as usize + 2000).map(|t| line(5, t)))
+            .collect();
+        for mut p in parsers() {
+            for l in &lines[..1000] {
+                assert_eq!(
+                    show(&p.parse(l.as_bytes())),
+                    show(&parse_op_serde(l.as_bytes()))
+                );
+            }
+            assert!(p.shapes.hits < 50, "{}", p.shapes.hits);
+            assert!(p.shapes.paused_lines > 500, "{}", p.shapes.paused_lines);
+            let content = lines[1000..].join("\n");
+            let mut start = 0;
+            for l in &lines[1000..] {
+                let (len, r) = p.parse_first(&content.as_bytes()[start..]);
+                assert_eq!(len, l.len());
+                assert_eq!(show(&r), show(&parse_op_serde(l.as_bytes())));
+                start += len + 1;
+            }
+            assert!(
+                p.shapes.hits > 1500,
+                "{:?} {}",
+                p.shapes.mode,
+                p.shapes.hits
+            );
         }
     }
 
